@@ -1,0 +1,196 @@
+"""BakeNet checkpoints: safetensors weights + one JSON metadata record.
+
+Nothing here unpickles anything except ``import_reference``, which goes through
+``torch.load(weights_only=True)`` (tensors and plain containers only, no code).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import CheckpointError
+from .model import PRESETS, BakeNet, BakeNetConfig
+
+FORMAT_VERSION = 1
+METADATA_KEY = "bake_seq"
+WORKING_SPACE = "OklabP"
+MODEL_COLOURSPACE = "sRGB Encoded Rec.709 (sRGB)"
+
+
+@dataclass
+class CheckpointInfo:
+    preset: str
+    config: BakeNetConfig
+    weights: str = "ema"  # "ema" or "raw"
+    training: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format_version": self.format_version,
+            "model": "bakenet",
+            "preset": self.preset,
+            "config": self.config.to_dict(),
+            "weights": self.weights,
+            "training": self.training,
+            "working_space": WORKING_SPACE,
+            "model_colourspace": MODEL_COLOURSPACE,
+        }, sort_keys=True)
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: BakeNet
+    info: CheckpointInfo
+    path: str
+    sha256: str
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: str | os.PathLike, model: BakeNet, info: CheckpointInfo) -> None:
+    """Write atomically: a half-written checkpoint must never sit under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    try:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: info.to_json()})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_info(path: str, metadata: dict | None) -> CheckpointInfo:
+    fix = "use a checkpoint written by bake-seq (bake-seq train / bake-seq convert)"
+    if not metadata or METADATA_KEY not in metadata:
+        raise CheckpointError(path, "safetensors file has no bake-seq metadata", fix)
+    try:
+        meta = json.loads(metadata[METADATA_KEY])
+        if meta.get("model") != "bakenet":
+            raise CheckpointError(path, f"holds model {meta.get('model')!r}, not BakeNet", fix)
+        version = int(meta["format_version"])
+        if version > FORMAT_VERSION:
+            raise CheckpointError(path, f"format version {version} is newer than this bake-seq "
+                                  f"understands ({FORMAT_VERSION})", "upgrade bake-seq")
+        config = BakeNetConfig(**meta["config"])
+    except CheckpointError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(path, f"bake-seq metadata is unreadable ({exc})", fix) from None
+    return CheckpointInfo(preset=meta.get("preset", "custom"), config=config,
+                          weights=meta.get("weights", "ema"), training=meta.get("training", {}),
+                          format_version=version)
+
+
+def _read_safetensors(path: str) -> tuple[dict, dict | None]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as fh:
+            metadata = fh.metadata()
+        return load_file(path), metadata
+    except FileNotFoundError:
+        raise CheckpointError(path, "checkpoint file not found", "check the --checkpoint path") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(path, f"not a readable safetensors file ({exc})",
+                              "re-export it; a .pth from the reference code needs `bake-seq convert`") from None
+
+
+def load_state(model: BakeNet, state: dict, path: str) -> None:
+    """load_state_dict with an error a person can act on instead of a wall of keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [f"{k} {tuple(state[k].shape)}≠{tuple(own[k].shape)}"
+             for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if items:
+                more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+                parts.append(f"{label}: {', '.join(items[:3])}{more}")
+        raise CheckpointError(path, "weights do not match the BakeNet layout its metadata names: "
+                              + "; ".join(parts),
+                              "the file is damaged or was written for another preset/version")
+    model.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
+    path = str(path)
+    state, metadata = _read_safetensors(path)
+    info = _read_info(path, metadata)
+    model = BakeNet(info.config)
+    load_state(model, state, path)
+    model.eval().requires_grad_(False)
+    return LoadedCheckpoint(model=model, info=info, path=path, sha256=file_sha256(path))
+
+
+REFERENCE_KEYS = ("ema_shadow", "model_state_dict", "state_dict", "model")
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+def _strip_prefixes(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def import_reference(src: str | os.PathLike, preset: str = "v5") -> tuple[BakeNet, CheckpointInfo, list[str]]:
+    """A reference-layout .pth -> (model, info, notes). EMA weights are preferred.
+
+    Tensors are matched by name (after removing DataParallel/compile prefixes); when the names
+    differ but the sequence of shapes is identical to ours, they are matched by position and
+    a note says so.
+    """
+    src = str(src)
+    fix = "pass the reference training checkpoint (.pth holding ema_shadow or model_state_dict)"
+    try:
+        blob = torch.load(src, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(src, "file not found", fix) from None
+    except Exception as exc:  # pickle refuses code objects here: that is the point
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(src, f"refused to load: not a plain tensor checkpoint ({first[:160]})",
+                              "bake-seq never unpickles code; export the state dict with tensors only") from None
+    notes: list[str] = []
+    state = None
+    if isinstance(blob, dict):
+        for key in REFERENCE_KEYS:
+            if isinstance(blob.get(key), dict):
+                state, notes = blob[key], [f"weights taken from '{key}'"]
+                break
+        if state is None and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
+            state, notes = blob, ["file is a bare state dict"]
+    if state is None:
+        raise CheckpointError(src, "no ema_shadow / model_state_dict found", fix)
+    state = {_strip_prefixes(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    model = BakeNet(PRESETS[preset])
+    own = model.state_dict()
+    if set(state) != set(own):
+        theirs = list(state.values())
+        if [tuple(t.shape) for t in theirs] == [tuple(t.shape) for t in own.values()]:
+            state = dict(zip(own.keys(), theirs))
+            notes.append("names differ from bake-seq's; matched by position (shapes identical)")
+    load_state(model, {k: v.float() for k, v in state.items()}, src)
+    weights = "ema" if notes and "ema_shadow" in notes[0] else "raw"
+    info = CheckpointInfo(preset=preset, config=PRESETS[preset], weights=weights,
+                          training={"imported_from": os.path.basename(src)})
+    return model, info, notes

@@ -1,0 +1,301 @@
+"""The `bake-seq` command line. Each command is short; decisions live in render.py.
+
+Exit codes are listed in bake_node/errors.py and the README.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+from . import __version__
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for
+from .node import ENGINE_KNOBS, Knob, all_operators, get_operator
+from .render import BIT_DEPTHS, NAN_POLICIES, RenderRequest, pending_frames, plan_render, render
+
+EPILOG_RENDER = """\b
+Examples:
+  bake-seq render shot_010/####.dpx --bit_depth 10
+  bake-seq render plate.%04d.exr --frames 1001-1100x2 -o out/plate.####.exr
+  bake-seq render 'scan/@@@@.png' --input-colorspace 'sRGB Encoded Rec.709 (sRGB)' --json
+"""
+
+
+def frames_option(value: str | None) -> list[int] | None:
+    from sequences.pattern import parse_frames
+
+    return parse_frames(value) if value else None
+
+
+class FramesType(click.ParamType):
+    name = "FRAMES"
+
+    def convert(self, value, param, ctx):
+        from sequences.errors import PlateError
+
+        if value is None or isinstance(value, list):
+            return value
+        try:
+            return frames_option(value)
+        except PlateError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def knob_option(knob: Knob):
+    """A click option generated from a node-contract knob."""
+    kwargs = {"default": None, "show_default": False, "help": f"{knob.help} [default: {knob.default}]"}
+    if knob.type == "choice":
+        kwargs["type"] = click.Choice(knob.choices)
+    elif knob.type == "path":
+        kwargs["type"] = click.Path(dir_okay=False)
+    elif knob.type is bool:
+        return click.option(f"{knob.flag}/--no-{knob.flag[2:]}", knob.name, default=None, help=knob.help)
+    elif knob.type in (int, float):
+        kwargs["type"] = (click.IntRange if knob.type is int else click.FloatRange)(knob.min, knob.max)
+    return click.option(knob.flag, knob.name, **kwargs)
+
+
+def operator_knobs() -> list[Knob]:
+    seen, knobs = set(), []
+    for cls in all_operators().values():
+        for knob in (*ENGINE_KNOBS, *cls.knobs):
+            if knob.name not in seen:
+                seen.add(knob.name)
+                knobs.append(knob)
+    return knobs
+
+
+def with_knobs(fn):
+    for knob in reversed(operator_knobs()):
+        fn = knob_option(knob)(fn)
+    return fn
+
+
+def plate_options(fn):
+    """Options shared by every command that reads a plate sequence."""
+    options = [
+        click.option("--frames", type=FramesType(), help="frames to use: 1001-1100, 1001-1100x2, 1001,1005,1010-1020"),
+        click.option("--skip-missing", is_flag=True, help="render the frames that exist instead of failing on gaps"),
+        click.option("--bit_depth", "--bit-depth", "bit_depth", type=click.Choice([str(b) for b in BIT_DEPTHS]),
+                     help="code-value range of integer plates (e.g. 10 for 10-bit codes in 16-bit PNGs); "
+                          "default: the first frame's header"),
+        click.option("--ocio", "ocio_config", metavar="CONFIG", help="OCIO config (file or ocio:// URI); default $OCIO, "
+                     "else the pinned built-in studio config"),
+        click.option("--input-colorspace", "-i", "input_colorspace", help="plate colour space (default: from metadata/format)"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def make_request(input_pattern: str, **opts) -> RenderRequest:
+    return RenderRequest(
+        input=input_pattern, output=opts.get("output"), frames=opts.get("frames"),
+        skip_missing=opts.get("skip_missing", False),
+        bit_depth=int(opts["bit_depth"]) if opts.get("bit_depth") else None,
+        ocio=opts.get("ocio_config"), input_colorspace=opts.get("input_colorspace"),
+        output_colorspace=opts.get("output_colorspace"), overwrite=opts.get("overwrite", False),
+        nan_policy=opts.get("nan_policy") or "error")
+
+
+class BakeGroup(click.Group):
+    """Maps user errors from any layer to one line on stderr and a documented exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("bake-seq: interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            code = exit_code_for(exc)
+            if code is None:
+                raise
+            click.echo(f"bake-seq: error: {exc}", err=True)
+            raise click.exceptions.Exit(code) from None
+
+
+@click.group(cls=BakeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="bake-seq")
+def cli():
+    """bake-seq: colour restoration for plate sequences (BakeNet in OklabP), colour-managed
+    with OpenColorIO, deterministic, written as 16-bit frames.
+
+    \b
+    Examples:
+      bake-seq info shot_010/####.dpx
+      bake-seq render shot_010/####.dpx --bit_depth 10 -o shot_010_bake/####.dpx
+      bake-seq convert reference.pth -o bakenet.safetensors
+    """
+
+
+@cli.command("render", epilog=EPILOG_RENDER)
+@click.argument("sequence")
+@click.option("-o", "--output", help="output pattern or folder (default: <plate folder>_bake/<same names>)")
+@plate_options
+@click.option("--output-colorspace", help="colour space to write (default: the input's)")
+@click.option("--op", "op_name", default="bake", show_default=True, help="operator to run")
+@click.option("--overwrite", is_flag=True, help="re-render frames that are already complete")
+@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
+              help="pixels with NaN/Inf: fail naming the frame, or set them to 0")
+@click.option("--json", "json_summary", is_flag=True, help="print a JSON summary on stdout at the end")
+@click.option("--quiet", "-q", is_flag=True, help="no progress output")
+@with_knobs
+def render_cmd(sequence, op_name, json_summary, quiet, **opts):
+    """Render SEQUENCE (e.g. shot_010/####.dpx) through an operator into 16-bit frames.
+
+    Frames already rendered with the same checkpoint and settings are skipped (resume);
+    writes are atomic; input frames are never overwritten.
+    """
+    request = make_request(sequence, **opts)
+    plan = plan_render(request)
+    op = get_operator(op_name)
+    op.prepare({k: v for k, v in opts.items() if v is not None and k in op.defaults()})
+    todo, done = pending_frames(plan, op)
+    log = Reporter(len(todo), quiet or json_summary and not sys.stderr.isatty())
+    log.line(f"{plan.pattern}: {len(plan.frames)} frames -> {plan.output}; "
+             f"{len(done)} already done, {len(todo)} to render"
+             + (f"; skipping missing {len(plan.missing)}" if plan.missing else ""))
+    timings = render(plan, op, todo, progress=log.frame)
+    log.close()
+    summary = {
+        "input": str(plan.pattern), "output": str(plan.output), "operator": op.name,
+        "frames": len(plan.frames), "rendered": len(todo), "skipped_complete": len(done),
+        "missing": plan.missing, "bit_depth": plan.bit_depth.value,
+        "input_colorspace": plan.input_colorspace.value, "output_colorspace": plan.output_colorspace.value,
+        "seconds": round(timings["wall_s"], 3),
+        "fps": round(len(todo) / timings["wall_s"], 4) if todo and timings["wall_s"] else None,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    if json_summary:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        log.line(f"done: {len(todo)} rendered, {len(done)} skipped in {timings['wall_s']:.1f}s")
+
+
+
+
+class Reporter:
+    """A tqdm bar on a terminal, plain timestamped lines otherwise (farm logs, CI)."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet, self.count = total, quiet, 0
+        self.bar = None
+        if not quiet and sys.stderr.isatty() and total:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)
+
+    def line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)
+
+    def frame(self, number: int, seconds: float) -> None:
+        self.count += 1
+        if self.bar is not None:
+            self.bar.set_postfix(frame=number)
+            self.bar.update(1)
+        else:
+            self.line(f"frame {number} processed ({self.count}/{self.total}) in {seconds:.2f}s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@cli.command()
+@click.argument("sequence")
+@plate_options
+@click.option("--list-colorspaces", is_flag=True, help="list the config's colour spaces and exit")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def info(sequence, list_colorspaces, as_json, **opts):
+    """Show what `render` would decide for SEQUENCE: frames, gaps, size, channels, bit depth and
+    colour space, and why.
+
+    \b
+    Example:
+      bake-seq info shot_010/####.dpx --bit_depth 10
+    """
+    from ocio.config import list_colorspaces as names
+    from sequences.pattern import format_frame_ranges
+
+    opts["skip_missing"] = True
+    plan = plan_render(make_request(sequence, **opts))
+    if list_colorspaces:
+        click.echo("\n".join(names(plan.config)))
+        return
+    first = plan.first
+    gaps = plan.missing
+    report = {
+        "sequence": str(plan.pattern),
+        "frames": format_frame_ranges(plan.frames), "frame_count": len(plan.frames),
+        "gaps": format_frame_ranges(gaps) if gaps else "",
+        "size": f"{first.width}x{first.height}", "channels": first.channel_names,
+        "pixel_type": first.pixel_type,
+        "bit_depth": plan.bit_depth.value, "bit_depth_reason": plan.bit_depth.reason,
+        "ocio_config": plan.config_source.value, "ocio_config_reason": plan.config_source.reason,
+        "input_colorspace": plan.input_colorspace.value, "input_colorspace_reason": plan.input_colorspace.reason,
+        "default_output": str(plan.output),
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    width = max(len(k) for k in report)
+    for key, value in report.items():
+        if key.endswith("_reason"):
+            continue
+        reason = report.get(f"{key}_reason")
+        click.echo(f"{key:<{width}}  {value}" + (f"   ({reason})" if reason else ""))
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="new .safetensors file")
+@click.option("--preset", default="v5", show_default=True, help="architecture the reference file holds")
+def convert(source, output, preset):
+    """Import a reference BakeNet .pth (ema_shadow or model_state_dict) as safetensors.
+
+    Loaded with torch.load(weights_only=True): tensors only, never code.
+
+    \b
+    Example:
+      bake-seq convert checkpoints/last.pth -o bakenet-v5.safetensors
+    """
+    from .checkpoint import import_reference, save_checkpoint
+    from .model import PRESETS
+
+    if preset not in PRESETS:
+        from .errors import SettingsError
+        raise SettingsError(None, f"unknown preset {preset!r}", f"use one of {', '.join(PRESETS)}")
+    if os.path.exists(output) and os.path.samefile(source, output):
+        from .errors import UnsafeOutputError
+        raise UnsafeOutputError(output, "output is the source file", "choose another -o")
+    model, info_, notes = import_reference(source, preset)
+    save_checkpoint(output, model, info_)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"wrote {output} ({info_.weights} weights, preset {preset})")
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="bake-seq")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = EXIT_INTERNAL
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: OpenImageIO's nanobind bindings print "leaked" warnings there.
+    os._exit(code)

@@ -1,0 +1,72 @@
+"""User-facing errors and their exit codes.
+
+Every error a user can cause or fix prints ONE line ("path: problem — fix") and exits with a
+code that tells a farm whether a retry can help. Codes (also in the README):
+
+    0   success
+    1   internal error (a bug: traceback printed; please report)
+    2   bad usage or settings (click's usage errors too)          permanent
+    3   bad input plate: missing/corrupt frame, NaN, channels     permanent
+    4   bad checkpoint / model file                               permanent
+    5   colour management: unknown colour space, bad config       permanent
+    6   output would overwrite an input / unsafe output path      permanent
+    10  output write failed (disk full, permissions, network FS)  retryable
+    11  compute device failed (CUDA error, out of memory)         retryable
+    130 interrupted (Ctrl-C / SIGINT)
+"""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_PLATE = 3
+EXIT_CHECKPOINT = 4
+EXIT_COLOUR = 5
+EXIT_UNSAFE_OUTPUT = 6
+EXIT_WRITE = 10
+EXIT_DEVICE = 11
+EXIT_INTERRUPTED = 130
+
+RETRYABLE = frozenset({EXIT_WRITE, EXIT_DEVICE})
+
+
+class BakeError(Exception):
+    """An error the user can fix; ``str()`` is one line."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, path: str | None, problem: str, fix: str):
+        self.path, self.problem, self.fix = path, problem, fix
+        super().__init__(f"{path}: {problem} — {fix}" if path else f"{problem} — {fix}")
+
+
+class SettingsError(BakeError):
+    exit_code = EXIT_USAGE
+
+
+class CheckpointError(BakeError):
+    exit_code = EXIT_CHECKPOINT
+
+
+class UnsafeOutputError(BakeError):
+    exit_code = EXIT_UNSAFE_OUTPUT
+
+
+class DeviceError(BakeError):
+    exit_code = EXIT_DEVICE
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """The exit code for a user error from any layer, or None for a bug."""
+    from ocio.errors import ColourError
+    from sequences.errors import OutputError, PlateError
+
+    if isinstance(exc, BakeError):
+        return exc.exit_code
+    if isinstance(exc, PlateError):
+        return EXIT_PLATE
+    if isinstance(exc, ColourError):
+        return EXIT_COLOUR
+    if isinstance(exc, OutputError):
+        return EXIT_WRITE
+    return None

@@ -1,0 +1,2 @@
+"""Built-in operators; importing this package registers them with the node contract."""
+from . import bake  # noqa: F401

@@ -1,0 +1,86 @@
+"""The Bake colour-restoration operator: sRGB -> OklabP -> BakeNet (tiled) -> OklabP -> sRGB."""
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import LoadedCheckpoint, load_checkpoint
+from ..engine import make_deterministic, pick_device, run_tiled
+from ..errors import CheckpointError
+from ..node import Knob, Operator, register
+from ..palette import oklabp_to_srgb, srgb_to_oklabp
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "weights" / "bakenet-default.safetensors"
+
+RANGE_POLICIES = ("preserve", "clip")
+
+
+def default_checkpoint() -> str:
+    return str(DEFAULT_CHECKPOINT) if DEFAULT_CHECKPOINT.exists() else ""
+
+
+@lru_cache(maxsize=4)
+def _cached(path: str, mtime_ns: int, size: int) -> LoadedCheckpoint:
+    # Keyed on mtime and size too: a re-trained checkpoint under the same name reloads.
+    return load_checkpoint(path)
+
+
+def load_cached(path: str) -> LoadedCheckpoint:
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise CheckpointError(path, "checkpoint file not found", "check the --checkpoint path") from None
+    return _cached(os.path.realpath(path), st.st_mtime_ns, st.st_size)
+
+
+def apply_range_policy(result: np.ndarray, source: np.ndarray, clamped: np.ndarray, policy: str) -> np.ndarray:
+    """The model's domain is [0, 1]. 'preserve' adds back what clamping removed (highlights above
+    1, negatives from wide-gamut or scene-linear plates), so float outputs lose nothing;
+    'clip' returns the model's [0, 1] result."""
+    if policy == "preserve":
+        result += source - clamped
+    return result
+
+
+@register
+class Bake(Operator):
+    name = "bake"
+    label = "Bake Colour Restore"
+    knobs = (
+        Knob("checkpoint", "path", None, "BakeNet checkpoint (.safetensors); default: the shipped model"),
+        Knob("range_policy", "choice", "preserve", "values outside the model's [0,1] domain: "
+             "'preserve' passes the excess through unchanged, 'clip' drops it", choices=RANGE_POLICIES),
+    )
+
+    def prepare(self, settings: dict) -> None:
+        super().prepare(settings)
+        path = self.settings.get("checkpoint") or default_checkpoint()
+        if not path:
+            raise CheckpointError(None, "no checkpoint given and no default model is installed",
+                                  "pass --checkpoint FILE.safetensors")
+        self.checkpoint = load_cached(path)
+        self.settings["checkpoint"] = self.checkpoint.path
+        self.device = pick_device(self.settings["device"])
+        make_deterministic()
+        self.model = self.checkpoint.model.to(self.device)
+        self.halo = self.checkpoint.info.config.receptive_radius
+        self._lock = threading.Lock()
+
+    def fingerprint(self) -> dict:
+        return {"op": self.name, "checkpoint_sha256": self.checkpoint.sha256,
+                "preset": self.checkpoint.info.preset, "range_policy": self.settings["range_policy"]}
+
+    def process(self, rgb: np.ndarray, frame: int) -> np.ndarray:
+        clamped = np.clip(rgb, 0.0, 1.0)
+        # The colour maths runs in float64 (cheap, exact round trip); the model in float32.
+        image = torch.from_numpy(clamped.astype(np.float64)).permute(2, 0, 1).unsqueeze(0)
+        lab = srgb_to_oklabp(image).float()
+        with self._lock:  # one model, one frame at a time
+            lab = run_tiled(self.model, lab, self.settings["tile"], self.halo, self.device)
+        result = oklabp_to_srgb(lab.double())[0].permute(1, 2, 0).float().contiguous().numpy()
+        return apply_range_policy(result, rgb, clamped, self.settings["range_policy"])

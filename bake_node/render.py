@@ -1,0 +1,279 @@
+"""From a plate sequence to written frames: plan once, then read -> colour -> process -> write.
+
+``plan_render`` makes every decision up front (frames, ONE bit depth, colour spaces, output
+paths, what counts as already done) so `bake-seq info` can show it and a run can refuse bad
+settings before touching a frame. ``render`` overlaps reading the next frame and writing the
+previous one with processing the current one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ocio.config import WORKING_SPACE, guess_colorspace, resolve_colorspace, resolve_config
+from ocio.convert import convert
+from sequences.errors import PlateError
+from sequences.manifest import file_identity, frame_state, write_record
+from sequences.pattern import FramePattern, format_frame_ranges, resolve_frames
+from sequences.plate import Header, read_header, read_plate, write_plate
+
+from . import __version__
+from .errors import SettingsError, UnsafeOutputError
+from .node import Operator
+
+BIT_DEPTHS = (8, 10, 12, 14, 16)
+NAN_POLICIES = ("error", "zero")
+OUTPUT_EXTENSIONS = ("exr", "dpx", "png", "tif", "tiff")
+PADDING_TOKENS = ("#", "@", "%", "$F")
+
+
+@dataclass
+class RenderRequest:
+    """What the user asked for (CLI options, host knobs)."""
+
+    input: str
+    output: str | None = None
+    frames: list[int] | None = None
+    skip_missing: bool = False
+    bit_depth: int | None = None
+    ocio: str | None = None
+    input_colorspace: str | None = None
+    output_colorspace: str | None = None
+    overwrite: bool = False
+    nan_policy: str = "error"
+
+
+@dataclass
+class Decision:
+    value: object
+    reason: str
+
+
+@dataclass
+class RenderPlan:
+    request: RenderRequest
+    pattern: FramePattern
+    output: FramePattern
+    frames: list[int]
+    missing: list[int]
+    first: Header
+    bit_depth: Decision
+    config: object
+    config_source: Decision
+    input_colorspace: Decision
+    output_colorspace: Decision
+    skip: set[int] = field(default_factory=set)
+
+    def settings_record(self) -> dict:
+        """The settings that decide output pixels (besides the operator's own)."""
+        return {
+            "bit_depth": self.bit_depth.value,
+            "ocio_config": self.config_source.value,
+            "input_colorspace": self.input_colorspace.value,
+            "output_colorspace": self.output_colorspace.value,
+            "nan_policy": self.request.nan_policy,
+            "output_format": self.output.extension,
+            "bake_seq": ".".join(__version__.split(".")[:2]),
+        }
+
+
+def fingerprint_of(plan: RenderPlan, op: Operator) -> str:
+    blob = json.dumps({"settings": plan.settings_record(), "op": op.fingerprint()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def has_padding_token(text: str) -> bool:
+    return any(tok in os.path.basename(text) for tok in PADDING_TOKENS)
+
+
+def default_output(pattern: FramePattern) -> FramePattern:
+    """A sibling folder named after the plate folder: shot_010/####.dpx -> shot_010_bake/####.dpx."""
+    folder = os.path.realpath(pattern.directory or ".")
+    out = pattern.with_directory(folder + "_bake")
+    return out.with_extension("png") if out.extension not in OUTPUT_EXTENSIONS else out
+
+
+def output_pattern(request: RenderRequest, pattern: FramePattern) -> FramePattern:
+    text = request.output
+    if not text:
+        return default_output(pattern)
+    if text.endswith(os.sep) or os.path.isdir(text) or not has_padding_token(text):
+        if os.path.splitext(text)[1].lower().lstrip(".") in OUTPUT_EXTENSIONS and not os.path.isdir(text):
+            raise SettingsError(None, f"-o {text} names a single file",
+                                "write the frame number into it, e.g. out/shot.####.exr, or give a folder")
+        out = pattern.with_directory(text.rstrip(os.sep) or os.sep)
+        return out.with_extension("png") if out.extension not in OUTPUT_EXTENSIONS else out
+    out = FramePattern.parse(text)
+    if out.extension not in OUTPUT_EXTENSIONS:
+        raise SettingsError(None, f"cannot write 16-bit .{out.extension} frames",
+                            "use an output pattern ending in .exr, .dpx, .png or .tif")
+    return out
+
+
+def decide_bit_depth(request: RenderRequest, first: Header) -> Decision:
+    if first.is_float:
+        note = " (--bit_depth ignored: float data has no code range)" if request.bit_depth else ""
+        return Decision(None, f"{first.pixel_type} data is used as stored{note}")
+    if request.bit_depth:
+        return Decision(request.bit_depth, f"--bit_depth {request.bit_depth} "
+                        f"(first frame header says {first.bits_per_sample}-bit)")
+    return Decision(first.bits_per_sample,
+                    f"first frame header: {first.bits_per_sample} bits per sample ({first.pixel_type})")
+
+
+def plan_render(request: RenderRequest) -> RenderPlan:
+    if request.bit_depth is not None and request.bit_depth not in BIT_DEPTHS:
+        raise SettingsError(None, f"--bit_depth {request.bit_depth} is not supported", "use 8, 10, 12, 14 or 16")
+    if request.nan_policy not in NAN_POLICIES:
+        raise SettingsError(None, f"unknown NaN policy {request.nan_policy!r}", "use error or zero")
+    pattern = FramePattern.parse(request.input)
+    frames, missing = resolve_frames(pattern, request.frames, request.skip_missing)
+    if not frames:
+        raise PlateError(request.input, "none of the requested frames exist", "check --frames and the pattern")
+    first = read_header(pattern.path(frames[0]))
+    config, source, why = resolve_config(request.ocio)
+    if request.input_colorspace:
+        cs_in = Decision(resolve_colorspace(config, request.input_colorspace, "--input-colorspace"),
+                         "--input-colorspace")
+    else:
+        name, reason = guess_colorspace(config, pattern.path(frames[0]), first.colorspace_tag,
+                                        first.is_float, pattern.extension)
+        cs_in = Decision(name, reason)
+    if request.output_colorspace:
+        cs_out = Decision(resolve_colorspace(config, request.output_colorspace, "--output-colorspace"),
+                          "--output-colorspace")
+    else:
+        cs_out = Decision(cs_in.value, "same as the input (default)")
+    out = output_pattern(request, pattern)
+    plan = RenderPlan(request, pattern, out, frames, missing, first, decide_bit_depth(request, first),
+                      config, Decision(source, why), cs_in, cs_out)
+    refuse_input_overwrite(plan)
+    return plan
+
+
+def refuse_input_overwrite(plan: RenderPlan) -> None:
+    """Even --overwrite never replaces a plate: compare real paths against every input frame."""
+    inputs = {os.path.realpath(plan.pattern.path(n)) for n in plan.pattern.scan() + plan.frames}
+    for n in plan.frames:
+        target = os.path.realpath(plan.output.path(n))
+        if target in inputs:
+            raise UnsafeOutputError(plan.output.path(n), "output would replace an input frame",
+                                    "choose another -o folder or pattern (inputs are never overwritten)")
+
+
+def pending_frames(plan: RenderPlan, op: Operator) -> tuple[list[int], list[int]]:
+    """(frames to render, frames already complete with the same fingerprint)."""
+    if plan.request.overwrite:
+        return list(plan.frames), []
+    fp = fingerprint_of(plan, op)
+    todo, done = [], []
+    for n in plan.frames:
+        state = frame_state(plan.output.path(n), fp, plan.pattern.path(n))
+        (done if state.state == "done" else todo).append(n)
+    return todo, done
+
+
+@dataclass
+class LoadedFrame:
+    number: int
+    header: Header
+    rgb: np.ndarray  # working space, H x W x 3
+    alpha: np.ndarray | None
+
+
+def split_channels(pixels: np.ndarray, header: Header) -> tuple[np.ndarray, np.ndarray | None]:
+    """Greyscale plates (Y, YA) are expanded to RGB; alpha is carried untouched."""
+    alpha = None
+    colour = pixels
+    if header.alpha_channel >= 0:
+        alpha = pixels[:, :, header.alpha_channel].copy()
+        colour = np.delete(pixels, header.alpha_channel, axis=2)
+    if colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
+    if colour.shape[2] != 3:
+        raise PlateError(header.path, f"has {pixels.shape[2]} channels {header.channel_names}",
+                         "bake-seq reads Y, YA, RGB or RGBA plates")
+    return np.ascontiguousarray(colour, dtype=np.float32), alpha
+
+
+def load_frame(plan: RenderPlan, number: int) -> LoadedFrame:
+    path = plan.pattern.path(number)
+    plate = read_plate(path, plan.bit_depth.value)
+    header = plate.header
+    if not header.is_float and not plan.first.is_float and header.bits_per_sample != plan.first.bits_per_sample:
+        raise PlateError(path, f"is {header.bits_per_sample}-bit but the sequence is "
+                         f"{plan.first.bits_per_sample}-bit (decided from frame {plan.frames[0]})",
+                         "re-export the frame at the sequence's bit depth (one bit depth per sequence)")
+    rgb, alpha = split_channels(plate.pixels, header)
+    bad = ~np.isfinite(rgb)
+    if bad.any():
+        if plan.request.nan_policy == "error":
+            raise PlateError(path, f"has {int(bad.any(axis=2).sum())} pixels with NaN/Inf values",
+                             "fix the plate upstream or pass --nan-policy zero")
+        rgb[bad] = 0.0
+    rgb = convert(rgb, plan.config, plan.input_colorspace.value, WORKING_SPACE)
+    return LoadedFrame(number, header, rgb, alpha)
+
+
+def save_frame(plan: RenderPlan, frame: LoadedFrame, result: np.ndarray, fingerprint: str) -> None:
+    out = convert(result, plan.config, WORKING_SPACE, plan.output_colorspace.value)
+    names = ["R", "G", "B"]
+    if frame.alpha is not None:
+        out = np.concatenate([out, frame.alpha[:, :, None]], axis=2)
+        names.append("A")
+    path = plan.output.path(frame.number)
+    write_plate(path, out, channel_names=names, metadata=frame.header.metadata,
+                colorspace=plan.output_colorspace.value, frame=frame.number)
+    write_record(path, {"fingerprint": fingerprint, "frame": frame.number,
+                        "source": file_identity(frame.header.path), "source_path": frame.header.path,
+                        "settings": plan.settings_record(), "written_by": f"bake-seq {__version__}"})
+
+
+ProgressFn = Callable[[int, float], None]
+
+
+def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn | None = None,
+           prefetch: int = 2) -> dict:
+    """Render ``todo``; returns per-stage timings. Raises the first error after pending writes."""
+    fingerprint = fingerprint_of(plan, op)
+    started = time.perf_counter()
+    busy = {"process_s": 0.0, "wait_read_s": 0.0, "wait_write_s": 0.0}
+    with ThreadPoolExecutor(1, "bake-read") as reader, ThreadPoolExecutor(1, "bake-write") as writer:
+        reads = deque(reader.submit(load_frame, plan, n) for n in todo[:prefetch])
+        queued, writing = prefetch, None
+        try:
+            while reads:
+                t0 = time.perf_counter()
+                frame = reads.popleft().result()
+                if queued < len(todo):
+                    reads.append(reader.submit(load_frame, plan, todo[queued]))
+                    queued += 1
+                t1 = time.perf_counter()
+                result = op.process(frame.rgb, frame.number)
+                t2 = time.perf_counter()
+                if writing is not None:
+                    writing.result()
+                t3 = time.perf_counter()
+                writing = writer.submit(save_frame, plan, frame, result, fingerprint)
+                busy["wait_read_s"] += t1 - t0
+                busy["process_s"] += t2 - t1
+                busy["wait_write_s"] += t3 - t2
+                if progress:
+                    progress(frame.number, t2 - t1)
+            if writing is not None:
+                t3 = time.perf_counter()
+                writing.result()
+                busy["wait_write_s"] += time.perf_counter() - t3
+        finally:
+            for pending in reads:
+                pending.cancel()
+    busy["wall_s"] = time.perf_counter() - started
+    return busy

@@ -1,0 +1,67 @@
+"""What made each output frame, so re-runs resume and `status` can spot stale frames.
+
+One small JSON record per frame in ``<output dir>/.bake-seq/<frame file name>.json``: one file
+per frame (not one shared log) so farm tasks writing different frames of the same shot never
+contend. The record is written after the frame is renamed into place, so a frame without a
+matching record is treated as incomplete and rendered again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+RECORD_DIR = ".bake-seq"
+
+
+def record_path(frame_path: str) -> str:
+    folder, name = os.path.split(frame_path)
+    return os.path.join(folder, RECORD_DIR, name + ".json")
+
+
+def file_identity(path: str) -> dict:
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def write_record(frame_path: str, record: dict) -> None:
+    path = record_path(frame_path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    body = {**record, "output": file_identity(frame_path)}
+    tmp = f"{path}.partial-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(body, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_record(frame_path: str) -> dict | None:
+    try:
+        with open(record_path(frame_path), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class FrameState:
+    state: str  # "done", "missing", "stale" or "unrecorded"
+    reason: str
+
+
+def frame_state(frame_path: str, fingerprint: str, source_path: str | None = None) -> FrameState:
+    """Is ``frame_path`` a complete frame made by ``fingerprint`` from the current source?"""
+    if not os.path.exists(frame_path):
+        return FrameState("missing", "no output file")
+    record = read_record(frame_path)
+    if record is None:
+        return FrameState("unrecorded", "output exists but no bake-seq record (interrupted or foreign)")
+    if record.get("output") != file_identity(frame_path):
+        return FrameState("stale", "output file changed after bake-seq wrote it")
+    if record.get("fingerprint") != fingerprint:
+        return FrameState("stale", "made with another checkpoint or settings")
+    if source_path is not None and os.path.exists(source_path):
+        if record.get("source") != file_identity(source_path):
+            return FrameState("stale", "source frame changed since it was rendered")
+    return FrameState("done", "complete")
