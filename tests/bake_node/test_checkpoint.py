@@ -1,0 +1,92 @@
+import json
+import os
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from bake_node.checkpoint import (METADATA_KEY, CheckpointInfo, import_reference, load_checkpoint,
+                                  save_checkpoint)
+from bake_node.errors import CheckpointError
+from bake_node.model import PRESETS, BakeNet
+from tests.conftest import TINY, make_checkpoint
+
+
+def test_round_trip_with_metadata(tmp_path):
+    path = make_checkpoint(tmp_path / "m.safetensors")
+    loaded = load_checkpoint(path)
+    meta = json.loads(__import__("safetensors").safe_open(str(path), "pt").metadata()[METADATA_KEY])
+    assert meta["format_version"] == 1 and meta["preset"] == "tiny-test" and meta["weights"] == "ema"
+    assert meta["working_space"] == "OklabP" and meta["training"] == {"note": "random test weights"}
+    assert loaded.info.config == TINY and len(loaded.sha256) == 64
+    torch.manual_seed(0)
+    ref = BakeNet(TINY)
+    with torch.no_grad():
+        ref.head_out.weight.mul_(4.0)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, loaded.model.state_dict()[k])
+    assert not any(p.requires_grad for p in loaded.model.parameters())
+    assert not [p for p in os.listdir(tmp_path) if "partial" in p]
+
+
+def test_shape_mismatch_is_one_clear_error(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    model = BakeNet(PRESETS["cpu"])
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    info = CheckpointInfo(preset="v5", config=PRESETS["v5"])  # metadata lies about the layout
+    save_file(state, str(path), metadata={METADATA_KEY: info.to_json()})
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    text = str(err.value)
+    assert str(path) in text and "wrong shape" in text and "\n" not in text
+
+
+def test_missing_metadata_and_garbage_files(tmp_path):
+    plain = tmp_path / "plain.safetensors"
+    save_file({"x": torch.zeros(2)}, str(plain))
+    with pytest.raises(CheckpointError, match="no bake-seq metadata"):
+        load_checkpoint(plain)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope.safetensors")
+
+
+@pytest.mark.parametrize("key,prefix", [("ema_shadow", ""), ("model_state_dict", "module.")])
+def test_import_reference_pth(tmp_path, key, prefix):
+    torch.manual_seed(3)
+    ref = BakeNet(PRESETS["v5"])
+    state = {prefix + k: v for k, v in ref.state_dict().items()}
+    src = tmp_path / "last.pth"
+    torch.save({key: state, "epoch": 7, "optimizer_state_dict": {}}, src)
+    model, info, notes = import_reference(src)
+    assert info.weights == ("ema" if key == "ema_shadow" else "raw")
+    assert any(key in n for n in notes)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k])
+
+
+def test_import_reference_by_position_when_names_differ(tmp_path):
+    ref = BakeNet(PRESETS["v5"])
+    renamed = {f"layer{i:04d}": v for i, v in enumerate(ref.state_dict().values())}
+    src = tmp_path / "renamed.pth"
+    torch.save({"ema_shadow": renamed}, src)
+    model, _, notes = import_reference(src)
+    assert any("by position" in n for n in notes)
+    assert torch.equal(model.head_out.weight, ref.head_out.weight)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_pickled_code_is_refused(tmp_path):
+    src = tmp_path / "evil.pth"
+    with open(src, "wb") as fh:
+        pickle.dump({"ema_shadow": Evil()}, fh)
+    with pytest.raises(CheckpointError, match="never unpickles code"):
+        import_reference(src)
