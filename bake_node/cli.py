@@ -299,3 +299,7 @@ def main() -> None:
     sys.stderr.flush()
     # Skip interpreter teardown: OpenImageIO's nanobind bindings print "leaked" warnings there.
     os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Convert float RGB pixels between colour spaces with OCIO's CPU path.
+
+Processors are exact: OCIO's default CPU processor approximates log/exp/pow
+(OPTIMIZATION_FAST_LOG_EXP_POW, up to ~9e-6 off for the sRGB curve), which would break the
+"fp32 unless the user opts in" rule. Matrix, gamma and sRGB-style curves keep values
+outside [0, 1] (negatives continue the linear toe). Log and LUT spaces cannot: ADX10, for
+one, sends scene values <= 0 to its black floor, so they come back as 0.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import PyOpenColorIO as OCIO
+
+from ocio.config import resolve_colorspace
+
+_EXACT = OCIO.OptimizationFlags(
+    int(OCIO.OPTIMIZATION_DEFAULT) & ~int(OCIO.OPTIMIZATION_FAST_LOG_EXP_POW))
+_ROWS_PER_TASK = 64  # ~0.5 MB of RGB at 2K: stays in cache, and enough tasks to share out
+
+_processors: dict[tuple[str, str, str], OCIO.CPUProcessor | None] = {}
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def convert(pixels: np.ndarray, config: OCIO.Config, src: str, dst: str) -> np.ndarray:
+    """Return a new float32 C-contiguous H×W×3 array of ``pixels`` converted src -> dst."""
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"convert wants H×W×3 RGB pixels, got shape {pixels.shape}")
+    out = np.array(pixels, dtype=np.float32, order="C", copy=True)
+    processor = _processor(config, src, dst)
+    if processor is None or out.size == 0:
+        return out
+    bands = [out[y:y + _ROWS_PER_TASK] for y in range(0, out.shape[0], _ROWS_PER_TASK)]
+    # OCIO releases the GIL and every op is per-pixel, so bands give identical results
+    # to one call, about twice as fast on two cores.
+    list(_thread_pool().map(lambda band: _apply(processor, band), bands))
+    return out
+
+
+def _apply(processor: OCIO.CPUProcessor, band: np.ndarray) -> None:
+    # A PackedImageDesc with the real width keeps OCIO's scanline buffer small; applyRGB
+    # on the flat array treats the frame as one 2-million-pixel line and runs 2x slower.
+    processor.apply(OCIO.PackedImageDesc(band, band.shape[1], band.shape[0], 3))
+
+
+def _processor(config: OCIO.Config, src: str, dst: str) -> OCIO.CPUProcessor | None:
+    # The cache ID changes with the config's content, so two configs never share an entry.
+    key = (config.getCacheID(), src, dst)
+    with _lock:
+        if key in _processors:
+            return _processors[key]
+    src_name = resolve_colorspace(config, src, "source colour space")
+    dst_name = resolve_colorspace(config, dst, "destination colour space")
+    processor = None
+    if src_name != dst_name:
+        group = config.getProcessor(src_name, dst_name)
+        processor = None if group.isNoOp() else group.getOptimizedCPUProcessor(_EXACT)
+    with _lock:
+        _processors[key] = processor
+    return processor
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1), thread_name_prefix="ocio")
+        return _pool

@@ -1,0 +1,314 @@
+"""Read and write plate frames through OpenImageIO.
+
+Reading returns float32 pixels normalised by the sequence's ONE bit depth
+(decided by the caller, never guessed from pixel values). Writing is always
+16-bit (uint16 PNG/TIFF/DPX, half EXR) and atomic: a hidden temp file in the
+same directory, fsync, rename.
+
+OIIO reports many failures only through geterror() while returning something
+that looks fine, so every call is checked and every error text is collected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+
+import numpy as np
+import OpenImageIO as oiio
+
+from .errors import OutputError, PlateError
+from .metadata import output_attributes
+
+_MAX_CHANNELS = 4
+_FLOAT_TYPES = {"half", "float", "double"}
+_UNSIGNED_TYPES = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32}
+# Output pixel type per extension: integer formats are 16-bit, EXR is half.
+_WRITE_TYPES = {"png": oiio.UINT16, "tif": oiio.UINT16, "tiff": oiio.UINT16,
+                "dpx": oiio.UINT16, "exr": oiio.HALF}
+# OIIO 3.2.2 with libtiff 4.7.1 reports this after *every* TIFF close, even
+# with no Exif attributes at all; close() returns True and the file is whole
+# (write_plate re-reads the header before renaming, so a real failure still shows).
+_BENIGN_WRITE_ERRORS = ("failed TIFFWriteCustomDirectory() of the Exif data",)
+
+
+@dataclasses.dataclass
+class Header:
+    path: str
+    width: int
+    height: int
+    channels: int
+    channel_names: list[str]
+    alpha_channel: int
+    pixel_type: str
+    bits_per_sample: int
+    is_float: bool
+    colorspace_tag: str | None
+    metadata: dict[str, object]
+
+
+@dataclasses.dataclass
+class Plate:
+    header: Header
+    pixels: np.ndarray
+
+
+def _open_config() -> oiio.ImageSpec:
+    # Without this hint OIIO premultiplies PNG/TIFF colour by an unassociated
+    # alpha on read (and divides on write): alpha must pass through untouched.
+    config = oiio.ImageSpec()
+    config.attribute("oiio:UnassociatedAlpha", 1)
+    return config
+
+
+def _open(path: str) -> oiio.ImageInput:
+    if not os.path.isfile(path):
+        raise PlateError(path, "file not found", "check the path and the frame range")
+    if os.path.getsize(path) == 0:
+        raise PlateError(path, "file is empty (0 bytes)", "re-render or re-copy this frame")
+    image = oiio.ImageInput.open(path, _open_config())
+    if image is None:
+        raise PlateError(path, f"cannot read image ({oiio.geterror() or 'unknown format'})",
+                         "check the file is a complete DPX/EXR/PNG/TIFF/JPEG; "
+                         "re-render or re-copy it")
+    return image
+
+
+def _header(path: str, spec: oiio.ImageSpec) -> Header:
+    pixel_type = str(spec.format)
+    container_bits = spec.format.size() * 8
+    metadata = {attrib.name: attrib.value for attrib in spec.extra_attribs}
+    bits = metadata.get("oiio:BitsPerSample")
+    if not isinstance(bits, int) or not 0 < bits <= container_bits:
+        bits = container_bits
+    alpha = spec.alpha_channel
+    if alpha < 0 and "A" in spec.channelnames:
+        alpha = list(spec.channelnames).index("A")
+    colorspace = metadata.get("oiio:ColorSpace")
+    return Header(path=path, width=spec.width, height=spec.height,
+                  channels=spec.nchannels, channel_names=list(spec.channelnames),
+                  alpha_channel=alpha, pixel_type=pixel_type, bits_per_sample=bits,
+                  is_float=pixel_type in _FLOAT_TYPES,
+                  colorspace_tag=colorspace if isinstance(colorspace, str) and colorspace else None,
+                  metadata=metadata)
+
+
+def read_header(path: str) -> Header:
+    image = _open(path)
+    header = _header(path, image.spec())
+    image.close()
+    image.geterror()  # a header read cannot fail on close; just clear the queue
+    return header
+
+
+def read_plate(path: str, bit_depth: int | None) -> Plate:
+    """Read one frame as float32 H×W×C; integer codes are divided by 2^bit_depth − 1."""
+    image = _open(path)
+    header = _header(path, image.spec())
+    try:
+        _check_readable(header)
+        read_type = oiio.FLOAT if header.is_float else header.pixel_type
+        raw = image.read_image(0, 0, 0, header.channels, read_type)
+        read_error = image.geterror()
+    finally:
+        closed = image.close()
+        close_error = image.geterror()
+    expected = (header.height, header.width, header.channels)
+    problem = read_error or close_error or ("" if closed else "close failed")
+    if raw is None or problem or raw.size != np.prod(expected):
+        raise PlateError(path, f"cannot read pixels ({problem or 'truncated or corrupt'})",
+                         "the file is probably truncated or corrupt: re-render or re-copy it")
+    raw = raw.reshape(expected)
+    if header.is_float:
+        pixels = raw.astype(np.float32)
+    else:
+        pixels = _normalise(header, raw, bit_depth)
+    return Plate(header, np.ascontiguousarray(pixels))
+
+
+def _check_readable(header: Header) -> None:
+    if header.channels > _MAX_CHANNELS:
+        names = ",".join(header.channel_names)
+        raise PlateError(header.path, f"{header.channels} channels ({names}); "
+                         "plates must have 1 to 4 channels",
+                         "extract RGB(A) first: oiiotool in.exr --ch R,G,B,A -o out.exr")
+    if not header.is_float and header.pixel_type not in _UNSIGNED_TYPES:
+        raise PlateError(header.path, f"unsupported pixel type {header.pixel_type}",
+                         "convert to 8/10/12/16-bit integer or half/float first")
+
+
+def _normalise(header: Header, raw: np.ndarray, bit_depth: int | None) -> np.ndarray:
+    # OIIO widens an n-bit code to the container by bit replication (10-bit
+    # code 383 reads as uint16 24535, not 383*64), so rescale and round to get
+    # the exact code back before dividing by the sequence's bit depth.
+    header_bits = header.bits_per_sample
+    container_bits = raw.dtype.itemsize * 8
+    codes = np.rint(raw.astype(np.float64) * ((2.0 ** header_bits - 1) /
+                                              (2.0 ** container_bits - 1)))
+    depth = header_bits if bit_depth is None else bit_depth
+    if not isinstance(depth, int) or not 1 <= depth <= 32:
+        raise PlateError(header.path, f"bit depth {depth!r} is not 1..32",
+                         "pass --bit_depth 8, 10, 12 or 16")
+    largest = 2.0 ** depth - 1
+    top = codes.max() if codes.size else 0
+    if top > largest:
+        raise PlateError(header.path, f"code values up to {int(top)} exceed the "
+                         f"{depth}-bit range", f"check --bit_depth (this file's "
+                         f"header says {header_bits})")
+    return (codes / largest).astype(np.float32)
+
+
+_TAG_DROPPING = ("dpx", "tif", "tiff")
+
+
+def write_plate(path: str, pixels: np.ndarray, *, channel_names: list[str],
+                metadata: dict, colorspace: str | None, frame: int | None = None) -> None:
+    """Write one 16-bit frame atomically; never leaves a partial file under `path`."""
+    extension = os.path.splitext(path)[1][1:].lower()
+    if extension not in _WRITE_TYPES:
+        why = ("JPEG cannot hold 16-bit" if extension in ("jpg", "jpeg")
+               else f"cannot write 16-bit .{extension}")
+        raise OutputError(path, why, "use .png, .tif, .dpx or .exr")
+    data = _output_pixels(path, pixels, channel_names, extension)
+    spec = _output_spec(data, channel_names, extension, metadata, colorspace, frame)
+    directory, name = os.path.split(os.path.abspath(path))
+    temp = os.path.join(directory, f".{name}.partial-{os.getpid()}.{extension}")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        _remove_stale_partials(directory, name)
+        _write_image(path, temp, spec, data)
+        _fsync(temp)
+        os.replace(temp, path)
+    except OSError as error:
+        _remove(temp)
+        raise OutputError(path, f"cannot write ({error.strerror or error})",
+                          "check free space and permissions of the output directory") from None
+    except BaseException:
+        _remove(temp)
+        raise
+    _fsync_directory(directory)
+
+
+def _output_pixels(path: str, pixels: np.ndarray, channel_names: list[str],
+                   extension: str) -> np.ndarray:
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, np.newaxis]
+    channels = len(channel_names)
+    if pixels.ndim != 3 or pixels.shape[2] != channels or not 1 <= channels <= _MAX_CHANNELS:
+        raise OutputError(path, f"pixels of shape {pixels.shape} do not match channels "
+                          f"{channel_names}", "pass H×W×C pixels with 1 to 4 named channels")
+    if extension == "dpx" and channels == 2:
+        raise OutputError(path, "DPX cannot hold 2 channels (grey + alpha)",
+                          "write .exr, .png or .tif, or expand to RGBA")
+    if _WRITE_TYPES[extension] == oiio.HALF:
+        # EXR keeps values outside [0,1] (and NaN/Inf) exactly as given.
+        return np.ascontiguousarray(pixels, dtype=np.float32)
+    if not np.all(np.isfinite(pixels)):
+        raise OutputError(path, "pixels contain NaN or Inf, which a 16-bit integer file "
+                          "cannot hold", "write .exr, or fix the NaN/Inf upstream")
+    codes = np.rint(np.clip(pixels.astype(np.float64), 0.0, 1.0) * 65535.0)
+    # OIIO silently writes garbage from non-contiguous arrays.
+    return np.ascontiguousarray(codes, dtype=np.uint16)
+
+
+def _output_spec(data, channel_names, extension, metadata, colorspace, frame):
+    height, width, channels = data.shape
+    spec = oiio.ImageSpec(width, height, channels, _WRITE_TYPES[extension])
+    spec.channelnames = tuple(channel_names)
+    spec.alpha_channel = channel_names.index("A") if "A" in channel_names else -1
+    for name, type_desc, value in output_attributes(metadata):
+        spec.attribute(name, type_desc, value)
+    if extension == "dpx":
+        spec.attribute("oiio:BitsPerSample", 16)
+    if extension == "png":
+        # PNG alpha is unassociated by definition; say the pixels already are,
+        # or OIIO divides colour by alpha on write.
+        spec.attribute("oiio:UnassociatedAlpha", 1)
+    if colorspace:
+        spec.attribute("oiio:ColorSpace", colorspace)
+        if extension in _TAG_DROPPING:
+            # DPX and TIFF keep only the few colour-space names OIIO maps to their header
+            # fields; ImageDescription survives everywhere, so the space is stated there too.
+            before = str(metadata.get("ImageDescription", "") or "")
+            note = f"colour space: {colorspace}"
+            spec.attribute("ImageDescription", f"{before} | {note}" if before and note not in before else note)
+    if frame is not None:
+        # EXR keeps "Frame"; DPX keeps only its header field "dpx:FramePosition";
+        # PNG and TIFF keep neither (the frame is still in the file name).
+        spec.attribute("Frame", int(frame))
+        if extension == "dpx":
+            spec.attribute("dpx:FramePosition", int(frame))
+    return spec
+
+
+def _write_image(path: str, temp: str, spec: oiio.ImageSpec, data: np.ndarray) -> None:
+    """Write `temp` and check it; write_plate removes `temp` on any failure."""
+    # create() from the final name picks the format from the real extension.
+    output = oiio.ImageOutput.create(path)
+    if output is None:
+        raise OutputError(path, f"no writer ({oiio.geterror()})", "use .png, .tif, .dpx or .exr")
+    ok = output.open(temp, spec)
+    errors = [output.geterror()]
+    if ok:
+        ok = output.write_image(data)
+        errors.append(output.geterror())
+        ok = output.close() and ok
+        errors.append(output.geterror())
+    errors = [error for error in errors if error and error not in _BENIGN_WRITE_ERRORS]
+    if not ok or errors:
+        reason = "; ".join(errors) or "no reason given"
+        raise OutputError(path, f"OpenImageIO failed to write ({reason})",
+                          "check free space and permissions; retry the frame")
+    _verify(path, temp, spec)
+
+
+def _verify(path: str, temp: str, spec: oiio.ImageSpec) -> None:
+    # Cheap insurance that what goes under the final name is a whole image.
+    written = oiio.ImageInput.open(temp)
+    if written is None:
+        raise OutputError(path, f"written file cannot be read back ({oiio.geterror()})",
+                          "retry the frame")
+    got = written.spec()
+    written.close()
+    written.geterror()
+    shape = (got.width, got.height, got.nchannels)
+    if shape != (spec.width, spec.height, spec.nchannels):
+        raise OutputError(path, f"written file has shape {shape}", "retry the frame")
+
+
+def _fsync(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_directory(directory: str) -> None:
+    # Makes the rename durable; some filesystems (and all of Windows) refuse
+    # to fsync a directory, and by now the frame is in place anyway.
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _remove_stale_partials(directory: str, name: str) -> None:
+    # Left by a killed run (SIGKILL, node lost); whoever writes this frame now owns its temps.
+    for stale in glob.glob(os.path.join(glob.escape(directory), f".{glob.escape(name)}.partial-*")):
+        _remove(stale)
+
+
+def _remove(path: str) -> None:
+    # Best effort: this runs while reporting another error, which must win.
+    try:
+        os.remove(path)
+    except OSError:
+        pass
