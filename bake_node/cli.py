@@ -285,6 +285,16 @@ def convert(source, output, preset):
     click.echo(f"wrote {output} ({info_.weights} weights, preset {preset})")
 
 
+def _add_discovered_commands() -> None:
+    from .commands import discover
+
+    for command in discover():
+        cli.add_command(command)
+
+
+_add_discovered_commands()
+
+
 def main() -> None:
     try:
         cli.main(prog_name="bake-seq")
