@@ -12,6 +12,7 @@ import torch
 from ..checkpoint import LoadedCheckpoint, load_checkpoint
 from ..engine import make_deterministic, pick_device, run_tiled
 from ..errors import CheckpointError
+from ..fast import FastBakeNet
 from ..node import Knob, Operator, register
 from ..palette import oklabp_to_srgb, srgb_to_oklabp
 
@@ -36,6 +37,18 @@ def load_cached(path: str) -> LoadedCheckpoint:
     except OSError:
         raise CheckpointError(path, "checkpoint file not found", "check the --checkpoint path") from None
     return _cached(os.path.realpath(path), st.st_mtime_ns, st.st_size)
+
+
+_FAST: dict = {}
+
+
+def inference_model(checkpoint: LoadedCheckpoint, device: torch.device) -> FastBakeNet:
+    """The fused inference form, built once per checkpoint and device (hosts call repeatedly)."""
+    key = (checkpoint.sha256, str(device))
+    if key not in _FAST:
+        _FAST.clear()
+        _FAST[key] = FastBakeNet(checkpoint.model).to(device)
+    return _FAST[key]
 
 
 def apply_range_policy(result: np.ndarray, source: np.ndarray, clamped: np.ndarray, policy: str) -> np.ndarray:
@@ -67,7 +80,7 @@ class Bake(Operator):
         self.settings["checkpoint"] = self.checkpoint.path
         self.device = pick_device(self.settings["device"])
         make_deterministic()
-        self.model = self.checkpoint.model.to(self.device)
+        self.model = inference_model(self.checkpoint, self.device)
         self.halo = self.checkpoint.info.config.receptive_radius
         self._lock = threading.Lock()
 
