@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import LoadedCheckpoint, load_checkpoint
-from ..engine import make_deterministic, pick_device, run_tiled
+from ..engine import auto_tile, make_deterministic, pick_device, run_tiled
 from ..errors import CheckpointError
 from ..fast import FastBakeNet
 from ..node import Knob, Operator, register
@@ -88,12 +88,19 @@ class Bake(Operator):
         return {"op": self.name, "checkpoint_sha256": self.checkpoint.sha256,
                 "preset": self.checkpoint.info.preset, "range_policy": self.settings["range_policy"]}
 
+    def _restore(self, srgb: torch.Tensor) -> torch.Tensor:
+        # Colour maths in float64 (cheap, exact round trip), the model in float32; per tile,
+        # so no whole-frame float64 copies exist (bounded memory on 4K plates).
+        lab = self.model(srgb_to_oklabp(srgb.double()).float())
+        return oklabp_to_srgb(lab.double()).float()
+
     def process(self, rgb: np.ndarray, frame: int) -> np.ndarray:
         clamped = np.clip(rgb, 0.0, 1.0)
-        # The colour maths runs in float64 (cheap, exact round trip); the model in float32.
-        image = torch.from_numpy(clamped.astype(np.float64)).permute(2, 0, 1).unsqueeze(0)
-        lab = srgb_to_oklabp(image).float()
+        image = torch.from_numpy(clamped).permute(2, 0, 1).unsqueeze(0)
+        height, width = rgb.shape[:2]
+        tile = self.settings["tile"] or auto_tile(height, width, self.halo, self.checkpoint.info.config.dim,
+                                                  self.device)
         with self._lock:  # one model, one frame at a time
-            lab = run_tiled(self.model, lab, self.settings["tile"], self.halo, self.device)
-        result = oklabp_to_srgb(lab.double())[0].permute(1, 2, 0).float().contiguous().numpy()
+            result = run_tiled(self._restore, image, tile, self.halo, self.device)
+        result = result[0].permute(1, 2, 0).contiguous().numpy()
         return apply_range_policy(result, rgb, clamped, self.settings["range_policy"])
