@@ -60,3 +60,13 @@ def test_range_policy_preserves_out_of_domain_values(tiny_checkpoint):
     assert clip.min() >= 0 and clip.max() <= 1
     np.testing.assert_allclose(keep[0, 0] - clip[0, 0], (3.0, 1.0, -0.25), atol=1e-6)
     np.testing.assert_array_equal(keep[1:, 1:], clip[1:, 1:])
+
+
+def test_bf16_is_opt_in_close_and_recorded(tiny_checkpoint):
+    rgb = np.random.default_rng(1).random((32, 40, 3), dtype=np.float32)
+    exact = operator(tiny_checkpoint)
+    fast = operator(tiny_checkpoint, precision="bf16")
+    assert exact.settings["precision"] == "fp32"
+    assert exact.fingerprint() != fast.fingerprint()  # resume never mixes the two
+    diff = np.abs(exact.process(rgb, 1) - fast.process(rgb, 1)).max()
+    assert 0 < diff < 0.05
