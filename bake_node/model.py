@@ -14,7 +14,6 @@ from torch import nn
 
 from .palette import MACBETH_OKLABP
 
-SQRT3 = math.sqrt(3.0)
 KERNEL_SCHEDULE = (3, 5, 7, 9, 11, 11, 9, 7, 5, 3)
 STEM_CHANNELS = 6 + len(MACBETH_OKLABP)  # x, x, 24 RBFs
 
@@ -64,7 +63,7 @@ PRESETS = {
 
 def squash(p: torch.Tensor) -> torch.Tensor:
     """T(p) = tanh(sqrt(3) p) + 1, a smooth map to (0, 2)."""
-    return torch.tanh(SQRT3 * p) + 1.0
+    return torch.tanh(math.sqrt(3.0) * p) + 1.0  # inline: TorchScript cannot read module globals
 
 
 def _per_channel(channels: int, value: float | None = None) -> nn.Parameter:

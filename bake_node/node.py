@@ -1,14 +1,17 @@
 """The host-agnostic node contract.
 
-An operator declares its knobs once; hosts (the CLI today, ComfyUI/Nuke/farm later) generate
-their inputs from that declaration and call ``prepare`` once and ``process`` per frame. Frames
-reach ``process`` as float32 H x W x 3 RGB in the working space (sRGB Encoded Rec.709), values
-possibly outside [0, 1]; the operator returns the same shape (or scaled, see ``scale``).
+An operator declares its knobs once; hosts (the CLI, the ComfyUI pack, the Nuke node, the farm)
+generate their inputs from that declaration and call ``prepare`` once and ``process`` (or
+``process_frames``) per frame. Frames reach ``process`` as float32 H x W x 3 RGB in the working
+space (sRGB Encoded Rec.709), values possibly outside [0, 1]; the operator returns the same shape.
+
+Hosts that cannot import bake_node (Nuke's own Python) get the same declaration as JSON from
+``describe_operators`` (`bake-seq plugins describe`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -30,13 +33,54 @@ class Knob:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def negative_flag(self) -> str | None:
+        return "--no-" + self.flag[2:] if self.type is bool else None
+
+    @property
+    def kind(self) -> str:
+        """The type as a word: int, float, bool, str, path or choice."""
+        return self.type if isinstance(self.type, str) else self.type.__name__
+
+    def coerce(self, value: Any) -> Any:
+        """A value from a host widget (a float for an int, "" for no path) -> a setting."""
+        from .errors import SettingsError
+
+        if self.kind in ("int", "float"):
+            value = int(value) if self.kind == "int" else float(value)
+            if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+                raise SettingsError(None, f"{self.name} = {value} is out of range",
+                                    f"use a value in [{self.min}, {self.max}]")
+        elif self.kind == "bool":
+            value = bool(value)
+        elif self.kind == "choice" and value not in self.choices:
+            raise SettingsError(None, f"{self.name} = {value!r} is not a choice",
+                                f"use one of {', '.join(self.choices)}")
+        return value
+
+    def cli_args(self, value: Any) -> list[str]:
+        """`bake-seq render` arguments that set this knob (none for a blank value)."""
+        if value is None or value == "":
+            return []
+        if self.kind == "bool":
+            return [self.flag if value else self.negative_flag]
+        return [self.flag, str(value)]
+
+    def describe(self) -> dict:
+        """JSON-ready: what a host that cannot import bake_node needs to make a widget."""
+        return {"name": self.name, "type": self.kind, "default": self.default, "help": self.help,
+                "choices": list(self.choices), "min": self.min, "max": self.max,
+                "affects_result": self.affects_result, "flag": self.flag,
+                "negative_flag": self.negative_flag}
+
 
 # Knobs every operator shares: they belong to the engine, not to a model.
 ENGINE_KNOBS = (
     Knob("device", "choice", "auto", "compute device", choices=("auto", "cpu", "cuda"),
          affects_result=False),
-    Knob("tile", int, 512, "tile size in pixels (0 = whole frame); changes speed and memory, "
-         "not results", min=0, affects_result=False),
+    Knob("tile", int, 0, "tile size in pixels (0 = auto: the whole frame when it fits the memory "
+         "budget, else the largest tile that does); changes speed and memory, not results",
+         min=0, affects_result=False),
 )
 
 
@@ -51,8 +95,23 @@ class Operator:
     def __init__(self):
         self.settings: dict = {}
 
+    @classmethod
+    def all_knobs(cls) -> tuple[Knob, ...]:
+        return (*ENGINE_KNOBS, *cls.knobs)
+
     def defaults(self) -> dict:
-        return {k.name: k.default for k in (*ENGINE_KNOBS, *self.knobs)}
+        return {k.name: k.default for k in self.all_knobs()}
+
+    @classmethod
+    def settings_from(cls, values: dict) -> dict:
+        """Host widget values -> settings for ``prepare``: blanks fall back to the default,
+        other keys are ignored, values are checked against the knob's type and range."""
+        return {k.name: k.coerce(values[k.name]) for k in cls.all_knobs()
+                if values.get(k.name) not in (None, "")}
+
+    @classmethod
+    def describe(cls) -> dict:
+        return {"name": cls.name, "label": cls.label, "knobs": [k.describe() for k in cls.all_knobs()]}
 
     def prepare(self, settings: dict) -> None:
         """Load models etc. once per render; ``settings`` maps every knob name to a value."""
@@ -65,6 +124,13 @@ class Operator:
 
     def process(self, rgb: np.ndarray, frame: int) -> np.ndarray:
         raise NotImplementedError
+
+    def process_frames(self, frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+        """(frame number, rgb) pairs -> (frame number, result) pairs, one at a time. Hosts that
+        hold a batch (ComfyUI) use this; an operator that needs neighbouring frames overrides it.
+        The next frame is pulled only after a result is taken, so a host can stop in between."""
+        for number, rgb in frames:
+            yield number, self.process(rgb, number)
 
 
 OPERATORS: dict[str, type[Operator]] = {}
@@ -88,3 +154,8 @@ def all_operators() -> dict[str, type[Operator]]:
     from . import operators  # noqa: F401
 
     return dict(OPERATORS)
+
+
+def describe_operators() -> list[dict]:
+    """Every registered operator and its knobs, JSON-ready (for Nuke and other outside hosts)."""
+    return [cls.describe() for _, cls in sorted(all_operators().items())]

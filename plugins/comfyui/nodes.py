@@ -1,0 +1,226 @@
+"""The bake-seq ComfyUI nodes.
+
+ComfyUI's IMAGE is float32 [B, H, W, C], sRGB-encoded, nominally 0..1: exactly the node
+contract's working space (sRGB Encoded Rec.709), so operator nodes hand frames to the operator
+as they are. Plate nodes convert between a plate's colour space and that working space with
+OCIO, as `bake-seq render` does; values outside [0, 1] (scene-linear highlights) are kept.
+MASK follows ComfyUI's LoadImage: 1 - alpha.
+
+One node per registered operator is generated from its knobs; nothing here names an operator.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from bake_node.node import Operator, all_operators
+from bake_node.render import BIT_DEPTHS, NAN_POLICIES, RenderRequest, load_frame, plan_render
+from ocio.config import WORKING_SPACE, resolve_colorspace, resolve_config
+from ocio.convert import convert
+from sequences.errors import PlateError
+from sequences.pattern import FramePattern, parse_frames
+from sequences.plate import write_plate
+
+from .host import CATEGORY, each_frame, knob_input, resolve
+
+COMPARE_MODES = ("split", "side_by_side")
+
+
+def before_after(before: torch.Tensor, after: torch.Tensor, mode: str = "split") -> torch.Tensor:
+    """A review image: left half before / right half after with a 1-px white line, or the two
+    frames side by side."""
+    before, after = before[..., :3], after[..., :3]
+    if before.shape != after.shape:
+        raise ValueError(f"before {tuple(before.shape)} and after {tuple(after.shape)} differ in size")
+    if mode == "side_by_side":
+        return torch.cat([before, after], dim=2)
+    out = after.clone()
+    middle = out.shape[2] // 2
+    out[:, :, :middle] = before[:, :, :middle]
+    out[:, :, middle:middle + 1] = 1.0
+    return out
+
+
+class OperatorNode:
+    """Base of the generated operator nodes: IMAGE -> IMAGE (+ a before/after review image)."""
+
+    operator: type[Operator]
+    RETURN_TYPES = ("IMAGE", "IMAGE")
+    RETURN_NAMES = ("image", "before_after")
+    FUNCTION = "run"
+    CATEGORY = CATEGORY
+    _prepared: tuple | None = None  # (settings key, prepared operator): the model stays loaded
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        knobs = {k.name: knob_input(k) for k in cls.operator.all_knobs()}
+        first = ("INT", {"default": 1001, "min": -10**7, "max": 10**7,
+                         "tooltip": "frame number of the first image (operators that vary per frame use it)"})
+        return {"required": {"image": ("IMAGE",), **knobs}, "optional": {"first_frame": first}}
+
+    @classmethod
+    def prepared(cls, settings: dict) -> Operator:
+        key = tuple(sorted(settings.items()))
+        if cls._prepared is None or cls._prepared[0] != key:
+            cls._prepared = None  # let the old model go before loading the new one
+            op = cls.operator()
+            op.prepare(settings)
+            cls._prepared = (key, op)
+        return cls._prepared[1]
+
+    def run(self, image, first_frame=1001, **knobs):
+        op = self.prepared(self.operator.settings_from(knobs))
+        frames = ((first_frame + i, np.ascontiguousarray(image[i, :, :, :3].cpu().numpy()))
+                  for i in range(image.shape[0]))
+        results = [result for _, result in op.process_frames(each_frame(frames, image.shape[0]))]
+        out = torch.from_numpy(np.stack(results)).to(torch.float32)
+        if image.shape[-1] == 4:  # alpha passes through
+            out = torch.cat([out, image[..., 3:].cpu()], dim=-1)
+        return out, before_after(image.cpu(), out)
+
+
+def operator_node(op: type[Operator]) -> type:
+    return type(f"BakeSeq{op.name.title().replace('_', '')}", (OperatorNode,),
+                {"operator": op, "DESCRIPTION": op.label})
+
+
+class LoadPlateSequence:
+    """A plate sequence -> IMAGE batch in frame-number order (+ MASK from alpha), converted from
+    the plate's colour space to sRGB the way `bake-seq render` reads it (one bit depth, OCIO)."""
+
+    RETURN_TYPES = ("IMAGE", "MASK", "INT", "STRING")
+    RETURN_NAMES = ("image", "mask", "first_frame", "colorspace")
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        text = lambda default, tip: ("STRING", {"default": default, "tooltip": tip})  # noqa: E731
+        return {
+            "required": {
+                "pattern": text("", "plate frames, e.g. shot_010/plate.####.exr (relative: ComfyUI's input folder)"),
+                "frames": text("", "e.g. 1001-1100 or 1001-1100x2; blank: every frame on disk"),
+                "colorspace": text("", "plate colour space; blank: from metadata and format, as bake-seq render"),
+            },
+            "optional": {
+                "bit_depth": (["auto", *map(str, BIT_DEPTHS)], {"default": "auto",
+                              "tooltip": "code-value range of integer plates; auto: the first frame's header"}),
+                "ocio": text("", "OCIO config file or ocio:// URI; blank: $OCIO, else the built-in studio config"),
+                "skip_missing": ("BOOLEAN", {"default": False, "tooltip": "load the frames that exist instead of failing on gaps"}),
+                "nan_policy": (list(NAN_POLICIES), {"default": "error"}),
+            },
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, pattern, **_):
+        """Re-run when a frame file changes (ComfyUI caches on the inputs otherwise)."""
+        try:
+            plate = FramePattern.parse(resolve(pattern, "input"))
+            stats = [os.stat(plate.path(n)) for n in plate.scan()]
+        except (PlateError, OSError):
+            stats = []
+        if not stats:
+            return float("nan")  # never equal to itself: always re-run (and show the error)
+        return ";".join(f"{s.st_mtime_ns}:{s.st_size}" for s in stats)
+
+    def load(self, pattern, frames="", colorspace="", bit_depth="auto", ocio="", skip_missing=False,
+             nan_policy="error"):
+        request = RenderRequest(
+            input=resolve(pattern, "input"), frames=parse_frames(frames) if frames.strip() else None,
+            skip_missing=skip_missing, bit_depth=None if bit_depth == "auto" else int(bit_depth),
+            ocio=ocio.strip() or None, input_colorspace=colorspace.strip() or None, nan_policy=nan_policy)
+        plan = plan_render(request)
+        loaded = [load_frame(plan, n) for n in each_frame(plan.frames, len(plan.frames))]
+        sizes = {frame.rgb.shape for frame in loaded}
+        if len(sizes) > 1:
+            raise PlateError(request.input, f"frames differ in size ({', '.join(map(str, sorted(sizes)))})",
+                             "a batch needs one size: load the frames of each size separately")
+        image = torch.from_numpy(np.stack([f.rgb for f in loaded]))
+        mask = torch.from_numpy(np.stack([1.0 - f.alpha if f.alpha is not None
+                                          else np.zeros(f.rgb.shape[:2], np.float32) for f in loaded]))
+        return image, mask.to(torch.float32), plan.frames[0], plan.input_colorspace.value
+
+
+class SavePlateSequence:
+    """IMAGE batch -> 16-bit frames (EXR half, PNG/TIFF/DPX 16) under a frame pattern, converted
+    from sRGB to the given colour space; written atomically, tagged with colour space and frame."""
+
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("pattern",)
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE",),
+                "pattern": ("STRING", {"default": "bake-seq/plate.####.exr",
+                                       "tooltip": "output frames; relative: ComfyUI's output folder"}),
+                "first_frame": ("INT", {"default": 1001, "min": -10**7, "max": 10**7}),
+                "colorspace": ("STRING", {"default": WORKING_SPACE,
+                                          "tooltip": "colour space to write (connect Load Plate Sequence's colorspace to round-trip)"}),
+            },
+            "optional": {
+                "mask": ("MASK", {"tooltip": "written as alpha = 1 - mask"}),
+                "ocio": ("STRING", {"default": "", "tooltip": "OCIO config; blank: $OCIO, else the built-in studio config"}),
+            },
+        }
+
+    def save(self, image, pattern, first_frame, colorspace, mask=None, ocio=""):
+        config = resolve_config(ocio.strip() or None)[0]
+        space = resolve_colorspace(config, colorspace.strip() or WORKING_SPACE, "colorspace")
+        out = FramePattern.parse(resolve(pattern, "output"))
+        alpha = self._alpha(image, mask)
+        for i in each_frame(range(image.shape[0]), image.shape[0]):
+            rgb = convert(image[i, :, :, :3].cpu().numpy(), config, WORKING_SPACE, space)
+            names = ["R", "G", "B"]
+            if alpha is not None:
+                rgb, names = np.concatenate([rgb, alpha[i][:, :, None]], axis=2), names + ["A"]
+            write_plate(out.path(first_frame + i), rgb, channel_names=names, metadata={},
+                        colorspace=space, frame=first_frame + i)
+        return {"ui": {"text": [f"{image.shape[0]} frames -> {out}"]}, "result": (str(out),)}
+
+    @staticmethod
+    def _alpha(image, mask) -> np.ndarray | None:
+        if mask is None:
+            return image[..., 3].cpu().numpy() if image.shape[-1] == 4 else None
+        mask = mask.reshape(-1, *mask.shape[-2:]).cpu()
+        if mask.shape[-2:] != image.shape[1:3]:
+            raise ValueError(f"mask {tuple(mask.shape[-2:])} and image {tuple(image.shape[1:3])} differ in size")
+        mask = mask.expand(image.shape[0], -1, -1) if mask.shape[0] == 1 else mask
+        return (1.0 - mask).numpy()
+
+
+class BeforeAfter:
+    """Two IMAGE batches -> one review image (split at the middle, or side by side)."""
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("image",)
+    FUNCTION = "compare"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"before": ("IMAGE",), "after": ("IMAGE",),
+                             "mode": (list(COMPARE_MODES), {"default": "split"})}}
+
+    def compare(self, before, after, mode="split"):
+        return (before_after(before.cpu(), after.cpu(), mode),)
+
+
+def mappings() -> tuple[dict, dict]:
+    """ComfyUI's two registries: node id -> class, node id -> display name."""
+    nodes = {"BakeSeqLoadPlateSequence": (LoadPlateSequence, "Load Plate Sequence"),
+             "BakeSeqSavePlateSequence": (SavePlateSequence, "Save Plate Sequence"),
+             "BakeSeqBeforeAfter": (BeforeAfter, "Before/After Compare")}
+    for name, op in sorted(all_operators().items()):
+        node = operator_node(op)
+        nodes[node.__name__] = (node, op.label or name)
+    return {k: cls for k, (cls, _) in nodes.items()}, {k: label for k, (_, label) in nodes.items()}
+
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings()

@@ -1,0 +1,279 @@
+"""bake-seq inside Nuke: one node per bake-seq operator, knobs made from the operator's knobs,
+rendering the upstream Read's frame range through `bake-seq render` (or the farm submitter).
+
+Nuke's Python cannot import bake-seq (it lives in its own environment with torch), so the knobs
+come from ``bake_seq.json``, written beside this file by `bake-seq plugins install nuke`: the
+command that runs bake-seq and every operator's knob declaration (`bake-seq plugins describe`).
+Everything above the "Nuke glue" line is plain Python, tested without Nuke.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+
+CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bake_seq.json")
+OP_KNOB = "bake_seq_op"  # hidden knob naming the node's operator
+KNOB_CLASSES = {"int": "Int_Knob", "float": "Double_Knob", "bool": "Boolean_Knob",
+                "choice": "Enumeration_Knob", "path": "File_Knob", "str": "String_Knob"}
+OUTPUT_EXTENSIONS = ("exr", "dpx", "png", "tif", "tiff")
+FARMS = ("openjd", "opencue")
+PROGRESS = re.compile(r"frame (-?\d+) .*\((\d+)/(\d+)\)")
+
+# The knobs every node has besides its operator's: what `bake-seq render` needs to know.
+RENDER_KNOBS = (
+    {"class": "String_Knob", "name": "frames", "label": "frames",
+     "tooltip": "frames to render, e.g. 1001-1100x2; blank: the upstream Read's range"},
+    {"class": "File_Knob", "name": "output", "label": "output",
+     "tooltip": "output frames, e.g. /shots/010/bake/plate.####.exr; blank: <plate folder>_bake/<same names>"},
+    {"class": "String_Knob", "name": "input_colorspace", "label": "input colour space",
+     "tooltip": "the plate's OCIO colour space; blank: bake-seq decides from metadata and format"},
+    {"class": "String_Knob", "name": "output_colorspace", "label": "output colour space",
+     "tooltip": "colour space to write; blank: the input's"},
+)
+FARM_KNOBS = (
+    {"class": "Enumeration_Knob", "name": "farm", "label": "farm", "values": list(FARMS),
+     "tooltip": "farm to submit to with `bake-seq submit`"},
+    {"class": "String_Knob", "name": "farm_args", "label": "farm options",
+     "tooltip": "extra `bake-seq submit` options, e.g. --chunk 10 --bundle /jobs/shot010"},
+)
+
+
+def load_config(path: str | None = None) -> dict:
+    """{"command": [...], "operators": [...]}; without the file, ask the bake-seq on PATH."""
+    path = path or CONFIG_FILE
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    command = ["bake-seq"]
+    described = subprocess.run(command + ["plugins", "describe"], capture_output=True, text=True, check=True)
+    return {"command": command, "operators": json.loads(described.stdout)}
+
+
+def operator(config: dict, name: str) -> dict:
+    for op in config["operators"]:
+        if op["name"] == name:
+            return op
+    raise KeyError(f"bake-seq has no operator {name!r}; re-run `bake-seq plugins install nuke`")
+
+
+def knob_specs(op: dict) -> list[dict]:
+    """The Nuke knobs for an operator's knobs: class, name, label, default, values, range, tooltip."""
+    specs = []
+    for knob in op["knobs"]:
+        spec = {"class": KNOB_CLASSES[knob["type"]], "name": knob["name"],
+                "label": knob["name"].replace("_", " "), "tooltip": knob["help"],
+                "default": "" if knob["default"] is None else knob["default"]}
+        if knob["choices"]:
+            spec["values"] = list(knob["choices"])
+        if knob["min"] is not None and knob["max"] is not None:
+            spec["range"] = (knob["min"], knob["max"])
+        specs.append(spec)
+    return specs
+
+
+def knob_args(knob: dict, value) -> list[str]:
+    """Command-line arguments for one knob value: the same rule as bake_node's Knob.cli_args
+    (tests hold the two together), written again because Nuke cannot import bake_node."""
+    if value is None or value == "":
+        return []
+    if knob["type"] == "bool":
+        return [knob["flag"] if value else knob["negative_flag"]]
+    if knob["type"] == "int":
+        value = int(value)  # Nuke's Int_Knob may hand back a float
+    return [knob["flag"], str(value)]
+
+
+def default_output(plate: str) -> str:
+    """Where `bake-seq render` writes when -o is not given: <plate folder>_bake/<same names>."""
+    folder, name = os.path.split(os.path.abspath(plate))
+    stem, ext = os.path.splitext(name)
+    if ext.lower().lstrip(".") not in OUTPUT_EXTENSIONS:
+        name = stem + ".png"  # JPEG plates are written as 16-bit PNG
+    return os.path.join(folder + "_bake", name)
+
+
+def render_args(op: dict, values: dict, plate: str, frames: str) -> list[str]:
+    """Everything after `bake-seq render` (or `bake-seq submit FARM`) for a node's knob values."""
+    args = [plate, "--op", op["name"], "--frames", values.get("frames") or frames,
+            "-o", values.get("output") or default_output(plate)]
+    for name, flag in (("input_colorspace", "--input-colorspace"), ("output_colorspace", "--output-colorspace")):
+        if values.get(name):
+            args += [flag, values[name]]
+    for knob in op["knobs"]:
+        args += knob_args(knob, values.get(knob["name"]))
+    return args
+
+
+def render_command(config: dict, op: dict, values: dict, plate: str, frames: str) -> list[str]:
+    return [*config["command"], "render", *render_args(op, values, plate, frames)]
+
+
+def submit_command(config: dict, op: dict, values: dict, plate: str, frames: str) -> list[str]:
+    """The hook for farm rendering: `bake-seq submit FARM <render arguments> [farm options]`."""
+    extra = (values.get("farm_args") or "").split()
+    return [*config["command"], "submit", values.get("farm") or FARMS[0],
+            *render_args(op, values, plate, frames), *extra]
+
+
+def parse_progress(line: str) -> tuple[int, int] | None:
+    """(frames done, frames to do) from a `bake-seq render` log line, else None."""
+    match = PROGRESS.search(line)
+    return (int(match[2]), int(match[3])) if match else None
+
+
+def run_command(command: list[str], on_progress=None, cancelled=None) -> tuple[int, list[str]]:
+    """Run bake-seq, reporting progress; stop it when ``cancelled()`` turns true.
+    Returns (exit code, last lines of its output)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               bufsize=1)
+    tail: list[str] = []
+    for line in process.stdout:
+        tail = (tail + [line.rstrip()])[-20:]
+        progress = parse_progress(line)
+        if progress and on_progress:
+            on_progress(*progress)
+        if cancelled and cancelled():
+            process.terminate()
+            break
+    return process.wait(), tail
+
+
+def upstream_read(node):
+    """The first Read above ``node`` on input 0 (through any number of other nodes)."""
+    current = node.input(0)
+    while current is not None and current.Class() != "Read":
+        current = current.input(0)
+    if current is None:
+        raise ValueError(f"{node.name()}: connect a Read (through any nodes) to input 0")
+    return current
+
+
+def frame_bounds(frames: str) -> tuple[int, int]:
+    """First and last frame of a range like 1001-1100x2 or 1,5,10-20 (for the result's Read)."""
+    numbers = []
+    for part in frames.split(","):
+        match = re.match(r"\s*(-?\d+)(?:-(-?\d+))?", part)
+        if match:
+            numbers += [int(n) for n in match.groups() if n is not None]
+    if not numbers:
+        raise ValueError(f"no frames in {frames!r}")
+    return min(numbers), max(numbers)
+
+
+def read_plate(read) -> tuple[str, str]:
+    """(file pattern, frame range) of a Read node."""
+    first, last = int(read["first"].value()), int(read["last"].value())
+    return read["file"].value(), f"{first}-{last}"
+
+
+# ---- Nuke glue: everything below needs the nuke module ------------------------------------
+
+
+def add_menu(menu, config: dict | None = None) -> None:
+    """Nodes > bake-seq > one entry per operator."""
+    config = config or load_config()
+    submenu = menu.addMenu("bake-seq")
+    for op in config["operators"]:
+        submenu.addCommand(op["label"] or op["name"], f"bake_nuke.create_node({op['name']!r})")
+
+
+def create_node(name: str, config: dict | None = None):
+    """A Group that passes its input through, with the operator's knobs and Render/Submit buttons."""
+    import nuke
+
+    op = operator(config or load_config(), name)
+    node = nuke.createNode("Group")
+    node.setName(name.title().replace("_", ""))
+    with node:
+        nuke.nodes.Output().setInput(0, nuke.nodes.Input())
+    node.addKnob(nuke.Tab_Knob("bake_seq", "bake-seq"))
+    node.addKnob(_knob({"class": "String_Knob", "name": OP_KNOB, "label": "operator", "default": name,
+                        "tooltip": "bake-seq operator", "invisible": True}))
+    for spec in knob_specs(op):
+        node.addKnob(_knob(spec))
+    node.addKnob(nuke.Text_Knob("render_divider", ""))
+    for spec in RENDER_KNOBS:
+        node.addKnob(_knob(spec))
+    node.addKnob(nuke.PyScript_Knob("render", "Render", "import bake_nuke; bake_nuke.render(nuke.thisNode())"))
+    node.addKnob(nuke.Text_Knob("farm_divider", ""))
+    for spec in FARM_KNOBS:
+        node.addKnob(_knob(spec))
+    node.addKnob(nuke.PyScript_Knob("submit", "Submit to farm", "import bake_nuke; bake_nuke.submit(nuke.thisNode())"))
+    return node
+
+
+def _knob(spec: dict):
+    import nuke
+
+    cls = getattr(nuke, spec["class"])
+    knob = cls(spec["name"], spec["label"], spec["values"]) if "values" in spec else cls(spec["name"], spec["label"])
+    knob.setTooltip(spec["tooltip"])
+    if "range" in spec:
+        knob.setRange(*spec["range"])
+    if spec.get("default") not in (None, ""):
+        knob.setValue(spec["default"])
+    if spec.get("invisible"):
+        knob.setVisible(False)
+    return knob
+
+
+def node_values(node, op: dict) -> dict:
+    names = [k["name"] for k in op["knobs"]] + [s["name"] for s in RENDER_KNOBS + FARM_KNOBS]
+    return {name: node[name].value() for name in names if node.knob(name) is not None}
+
+
+def _job(node, config: dict | None = None):
+    config = config or load_config()
+    op = operator(config, node[OP_KNOB].value())
+    values = node_values(node, op)
+    plate, frames = read_plate(upstream_read(node))
+    return config, op, values, plate, frames
+
+
+def render(node, background: bool = True, config: dict | None = None) -> None:
+    """Render the upstream Read's frames with `bake-seq render`; then add a Read of the result."""
+    import nuke
+
+    config, op, values, plate, frames = _job(node, config)
+    command = render_command(config, op, values, plate, frames)
+    output = values.get("output") or default_output(plate)
+    task = nuke.ProgressTask(f"bake-seq {op['name']}")
+
+    def progress(done: int, total: int) -> None:
+        task.setProgress(int(100 * done / total))
+        task.setMessage(f"frame {done} of {total}")
+
+    def work():
+        code, tail = run_command(command, progress, task.isCancelled)
+        if not task.isCancelled():  # frames written so far stay; Render again resumes
+            nuke.executeInMainThread(_finished, args=(node, code, tail, output, values.get("frames") or frames))
+
+    if background:
+        threading.Thread(target=work, name="bake-seq render", daemon=True).start()
+    else:
+        work()
+
+
+def _finished(node, code: int, tail: list[str], output: str, frames: str) -> None:
+    import nuke
+
+    if code != 0:
+        nuke.message(f"bake-seq render failed (exit {code}):\n" + "\n".join(tail[-5:]))
+        return
+    first, last = frame_bounds(frames)
+    read = nuke.nodes.Read(file=output, first=first, last=last)
+    read.setXYpos(node.xpos() + 120, node.ypos())
+
+
+def submit(node, config: dict | None = None) -> None:
+    """Hand the job to the farm submitter (`bake-seq submit`)."""
+    import nuke
+
+    command = submit_command(*_job(node, config))
+    result = subprocess.run(command, capture_output=True, text=True)
+    text = (result.stdout + result.stderr).strip()
+    nuke.message(("submitted:\n" if result.returncode == 0 else f"bake-seq submit failed (exit {result.returncode}):\n")
+                 + "\n".join(text.splitlines()[-8:]))
