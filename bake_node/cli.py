@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-import time
 
 import click
 
@@ -42,6 +42,46 @@ class FramesType(click.ParamType):
             return frames_option(value)
         except PlateError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class PathMapType(click.ParamType):
+    """SRC=DST: a path prefix as the job names it, and what this machine calls it."""
+
+    name = "SRC=DST"
+    envvar_list_splitter = ";"  # $BAKE_SEQ_PATH_MAP='Z:\\shots=/mnt/shots;/Volumes/shots=/mnt/shots'
+
+    def convert(self, value, param, ctx):
+        src, sep, dst = str(value).partition("=")
+        if not (sep and src.strip() and dst.strip()):
+            self.fail(f"{value!r} is not SRC=DST, e.g. --path-map 'Z:\\shots=/mnt/shots'", param, ctx)
+        return f"{src.strip()}={dst.strip()}"  # kept as text: `submit` passes it on to farm tasks
+
+
+def map_path(path: str, rules) -> str:
+    """Rewrite the longest matching SRC prefix (rules are "SRC=DST") to DST. Windows sources
+    (drive letters, UNC or backslashes) match case-insensitively with either slash; the rest of
+    the path takes DST's separator, so a job written on Windows runs on Linux and back."""
+    slashed = path.replace("\\", "/")
+    pairs = (rule.split("=", 1) for rule in rules)
+    for src, dst in sorted(pairs, key=lambda pair: -len(pair[0])):
+        prefix = src.replace("\\", "/").rstrip("/")
+        windows = "\\" in src or re.match(r"[A-Za-z]:|//", prefix) is not None
+        head, rest = slashed[:len(prefix)], slashed[len(prefix):]
+        if (head.lower() == prefix.lower() if windows else head == prefix) and rest[:1] in ("", "/"):
+            sep = "\\" if "\\" in dst and "/" not in dst else "/"
+            return dst.rstrip("/\\") + rest.replace("/", sep)
+    return path
+
+
+def map_paths(sequence: str, opts: dict) -> tuple[str, dict]:
+    """Apply --path-map to the plate and to every path option of the running command (output,
+    checkpoint, OCIO config, any knob of type path): farm nodes mount storage under other names."""
+    rules = opts.pop("path_map", None) or ()
+    if not rules:
+        return sequence, opts
+    paths = {p.name for p in click.get_current_context().command.params if isinstance(p.type, click.Path)}
+    mapped = {k: map_path(v, rules) if k in paths and isinstance(v, str) else v for k, v in opts.items()}
+    return map_path(sequence, rules), mapped
 
 
 def knob_option(knob: Knob):
@@ -82,9 +122,12 @@ def plate_options(fn):
         click.option("--bit_depth", "--bit-depth", "bit_depth", type=click.Choice([str(b) for b in BIT_DEPTHS]),
                      help="code-value range of integer plates (e.g. 10 for 10-bit codes in 16-bit PNGs); "
                           "default: the first frame's header"),
-        click.option("--ocio", "ocio_config", metavar="CONFIG", help="OCIO config (file or ocio:// URI); default $OCIO, "
-                     "else the pinned built-in studio config"),
+        click.option("--ocio", "ocio_config", metavar="CONFIG", type=click.Path(dir_okay=False),
+                     help="OCIO config (file or ocio:// URI); default $OCIO, else the pinned built-in studio config"),
         click.option("--input-colorspace", "-i", "input_colorspace", help="plate colour space (default: from metadata/format)"),
+        click.option("--path-map", "path_map", type=PathMapType(), multiple=True, envvar="BAKE_SEQ_PATH_MAP",
+                     help="rewrite path prefixes (plate, output, checkpoint, OCIO config) for this machine, "
+                          "e.g. 'Z:\\shots=/mnt/shots'; repeatable; also $BAKE_SEQ_PATH_MAP, ';'-separated"),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -135,8 +178,8 @@ def cli():
 
 
 @cli.command("render", epilog=EPILOG_RENDER)
-@click.argument("sequence")
-@click.option("-o", "--output", help="output pattern or folder (default: <plate folder>_bake/<same names>)")
+@click.argument("sequence", type=click.Path())
+@click.option("-o", "--output", type=click.Path(), help="output pattern or folder (default: <plate folder>_bake/<same names>)")
 @plate_options
 @click.option("--output-colorspace", help="colour space to write (default: the input's)")
 @click.option("--op", "op_name", default="bake", show_default=True, help="operator to run")
@@ -152,13 +195,17 @@ def render_cmd(sequence, op_name, json_summary, quiet, **opts):
     Frames already rendered with the same checkpoint and settings are skipped (resume);
     writes are atomic; input frames are never overwritten.
     """
+    from sequences.pattern import format_frame_ranges
+
+    sequence, opts = map_paths(sequence, opts)
     request = make_request(sequence, **opts)
     plan = plan_render(request)
     op = get_operator(op_name)
     op.prepare({k: v for k, v in opts.items() if v is not None and k in op.defaults()})
     todo, done = pending_frames(plan, op)
     log = Reporter(len(todo), quiet or json_summary and not sys.stderr.isatty())
-    log.line(f"{plan.pattern}: {len(plan.frames)} frames -> {plan.output}; "
+    chunk = f"chunk {format_frame_ranges(plan.frames)}"  # one farm task's frames, greppable in its log
+    log.line(f"{chunk} start: {len(plan.frames)} frames of {plan.pattern} -> {plan.output}; "
              f"{len(done)} already done, {len(todo)} to render"
              + (f"; skipping missing {len(plan.missing)}" if plan.missing else ""))
     timings = render(plan, op, todo, progress=log.frame)
@@ -175,13 +222,16 @@ def render_cmd(sequence, op_name, json_summary, quiet, **opts):
     if json_summary:
         click.echo(json.dumps(summary, indent=2))
     else:
-        log.line(f"done: {len(todo)} rendered, {len(done)} skipped in {timings['wall_s']:.1f}s")
+        log.line(f"{chunk} done {len(plan.frames)} frames {timings['wall_s']:.1f}s "
+                 f"({len(todo)} rendered, {len(done)} already done)")
 
 
 
 
 class Reporter:
-    """A tqdm bar on a terminal, plain timestamped lines otherwise (farm logs, CI)."""
+    """A tqdm bar on a terminal; otherwise plain `bake-seq: ...` lines a farm monitor can parse
+    (farm logs add their own timestamps): `chunk 1001-1010 start: ...`, `frame 1003 done 2.31s
+    (3/10)`, `chunk 1001-1010 done 10 frames 23.1s (...)`."""
 
     def __init__(self, total: int, quiet: bool):
         self.total, self.quiet, self.count = total, quiet, 0
@@ -196,7 +246,7 @@ class Reporter:
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
         else:
-            click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)
+            click.echo(f"bake-seq: {text}", err=True)
 
     def frame(self, number: int, seconds: float) -> None:
         self.count += 1
@@ -204,7 +254,7 @@ class Reporter:
             self.bar.set_postfix(frame=number)
             self.bar.update(1)
         else:
-            self.line(f"frame {number} processed ({self.count}/{self.total}) in {seconds:.2f}s")
+            self.line(f"frame {number} done {seconds:.2f}s ({self.count}/{self.total})")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -212,7 +262,7 @@ class Reporter:
 
 
 @cli.command()
-@click.argument("sequence")
+@click.argument("sequence", type=click.Path())
 @plate_options
 @click.option("--list-colorspaces", is_flag=True, help="list the config's colour spaces and exit")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
@@ -228,6 +278,7 @@ def info(sequence, list_colorspaces, as_json, **opts):
     from sequences.pattern import format_frame_ranges
 
     opts["skip_missing"] = True
+    sequence, opts = map_paths(sequence, opts)
     plan = plan_render(make_request(sequence, **opts))
     if list_colorspaces:
         click.echo("\n".join(names(plan.config)))

@@ -10,6 +10,7 @@ code that tells a farm whether a retry can help. Codes (also in the README):
     4   bad checkpoint / model file                               permanent
     5   colour management: unknown colour space, bad config       permanent
     6   output would overwrite an input / unsafe output path      permanent
+    7   `bake-seq status`: frames missing or stale (not an error)
     10  output write failed (disk full, permissions, network FS)  retryable
     11  compute device failed (CUDA error, out of memory)         retryable
     130 interrupted (Ctrl-C / SIGINT)
@@ -23,6 +24,7 @@ EXIT_PLATE = 3
 EXIT_CHECKPOINT = 4
 EXIT_COLOUR = 5
 EXIT_UNSAFE_OUTPUT = 6
+EXIT_INCOMPLETE = 7
 EXIT_WRITE = 10
 EXIT_DEVICE = 11
 EXIT_INTERRUPTED = 130

@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -72,11 +75,17 @@ class RenderPlan:
     output_colorspace: Decision
     skip: set[int] = field(default_factory=set)
 
+    @cached_property
+    def config_id(self) -> str:
+        """The OCIO config by content, not by path: farm nodes that mount it under other names
+        (--path-map, $OCIO per platform) make the same frames. LUT files it names are not hashed."""
+        return "sha256:" + hashlib.sha256(self.config.serialize().encode()).hexdigest()[:16]
+
     def settings_record(self) -> dict:
         """The settings that decide output pixels (besides the operator's own)."""
         return {
             "bit_depth": self.bit_depth.value,
-            "ocio_config": self.config_source.value,
+            "ocio_config": self.config_id,
             "input_colorspace": self.input_colorspace.value,
             "output_colorspace": self.output_colorspace.value,
             "nan_policy": self.request.nan_policy,
@@ -204,9 +213,28 @@ def split_channels(pixels: np.ndarray, header: Header) -> tuple[np.ndarray, np.n
     return np.ascontiguousarray(colour, dtype=np.float32), alpha
 
 
-def load_frame(plan: RenderPlan, number: int) -> LoadedFrame:
+class StageClock:
+    """Seconds spent per stage, summed over frames and threads (for --json and `bench`)."""
+
+    def __init__(self):
+        self.totals: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - start
+
+
+def load_frame(plan: RenderPlan, number: int, clock: StageClock | None = None) -> LoadedFrame:
+    clock = clock or StageClock()
     path = plan.pattern.path(number)
-    plate = read_plate(path, plan.bit_depth.value)
+    with clock.stage("read"):
+        plate = read_plate(path, plan.bit_depth.value)
     header = plate.header
     if not header.is_float and not plan.first.is_float and header.bits_per_sample != plan.first.bits_per_sample:
         raise PlateError(path, f"is {header.bits_per_sample}-bit but the sequence is "
@@ -219,22 +247,28 @@ def load_frame(plan: RenderPlan, number: int) -> LoadedFrame:
             raise PlateError(path, f"has {int(bad.any(axis=2).sum())} pixels with NaN/Inf values",
                              "fix the plate upstream or pass --nan-policy zero")
         rgb[bad] = 0.0
-    rgb = convert(rgb, plan.config, plan.input_colorspace.value, WORKING_SPACE)
+    with clock.stage("colour_in"):
+        rgb = convert(rgb, plan.config, plan.input_colorspace.value, WORKING_SPACE)
     return LoadedFrame(number, header, rgb, alpha)
 
 
-def save_frame(plan: RenderPlan, frame: LoadedFrame, result: np.ndarray, fingerprint: str) -> None:
-    out = convert(result, plan.config, WORKING_SPACE, plan.output_colorspace.value)
+def save_frame(plan: RenderPlan, frame: LoadedFrame, result: np.ndarray, fingerprint: str,
+               operator: dict | None = None, clock: StageClock | None = None) -> None:
+    clock = clock or StageClock()
+    with clock.stage("colour_out"):
+        out = convert(result, plan.config, WORKING_SPACE, plan.output_colorspace.value)
     names = ["R", "G", "B"]
     if frame.alpha is not None:
         out = np.concatenate([out, frame.alpha[:, :, None]], axis=2)
         names.append("A")
     path = plan.output.path(frame.number)
-    write_plate(path, out, channel_names=names, metadata=frame.header.metadata,
-                colorspace=plan.output_colorspace.value, frame=frame.number)
-    write_record(path, {"fingerprint": fingerprint, "frame": frame.number,
+    with clock.stage("write"):
+        write_plate(path, out, channel_names=names, metadata=frame.header.metadata,
+                    colorspace=plan.output_colorspace.value, frame=frame.number)
+        write_record(path, {"fingerprint": fingerprint, "frame": frame.number,
                         "source": file_identity(frame.header.path), "source_path": frame.header.path,
-                        "settings": plan.settings_record(), "written_by": f"bake-seq {__version__}"})
+                            "settings": plan.settings_record(), "operator": operator,
+                            "written_by": f"bake-seq {__version__}"})
 
 
 ProgressFn = Callable[[int, float], None]
@@ -242,19 +276,22 @@ ProgressFn = Callable[[int, float], None]
 
 def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn | None = None,
            prefetch: int = 2) -> dict:
-    """Render ``todo``; returns per-stage timings. Raises the first error after pending writes."""
-    fingerprint = fingerprint_of(plan, op)
-    started = time.perf_counter()
+    """Render ``todo``; returns per-stage timings. Raises the first error after pending writes.
+    ``progress(frame, seconds)`` gets the wall time since the previous frame (reads and writes
+    overlap processing, so this is the sequence's real cost per frame)."""
+    fingerprint, made_by = fingerprint_of(plan, op), op.fingerprint()
+    started = last = time.perf_counter()
     busy = {"process_s": 0.0, "wait_read_s": 0.0, "wait_write_s": 0.0}
+    clock = StageClock()
     with ThreadPoolExecutor(1, "bake-read") as reader, ThreadPoolExecutor(1, "bake-write") as writer:
-        reads = deque(reader.submit(load_frame, plan, n) for n in todo[:prefetch])
+        reads = deque(reader.submit(load_frame, plan, n, clock) for n in todo[:prefetch])
         queued, writing = prefetch, None
         try:
             while reads:
                 t0 = time.perf_counter()
                 frame = reads.popleft().result()
                 if queued < len(todo):
-                    reads.append(reader.submit(load_frame, plan, todo[queued]))
+                    reads.append(reader.submit(load_frame, plan, todo[queued], clock))
                     queued += 1
                 t1 = time.perf_counter()
                 result = op.process(frame.rgb, frame.number)
@@ -262,12 +299,13 @@ def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn
                 if writing is not None:
                     writing.result()
                 t3 = time.perf_counter()
-                writing = writer.submit(save_frame, plan, frame, result, fingerprint)
+                writing = writer.submit(save_frame, plan, frame, result, fingerprint, made_by, clock)
                 busy["wait_read_s"] += t1 - t0
                 busy["process_s"] += t2 - t1
                 busy["wait_write_s"] += t3 - t2
                 if progress:
-                    progress(frame.number, t2 - t1)
+                    progress(frame.number, t3 - last)
+                last = t3
             if writing is not None:
                 t3 = time.perf_counter()
                 writing.result()
@@ -276,4 +314,6 @@ def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn
             for pending in reads:
                 pending.cancel()
     busy["wall_s"] = time.perf_counter() - started
+    busy["inference_s"] = busy["process_s"]
+    busy.update({f"{name}_s": seconds for name, seconds in clock.totals.items()})
     return busy

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import socket
 
 import numpy as np
 import OpenImageIO as oiio
@@ -159,6 +160,7 @@ def _normalise(header: Header, raw: np.ndarray, bit_depth: int | None) -> np.nda
 
 
 _TAG_DROPPING = ("dpx", "tif", "tiff")
+_HOST = socket.gethostname().replace(os.sep, "_").replace(".", "_") or "host"
 
 
 def write_plate(path: str, pixels: np.ndarray, *, channel_names: list[str],
@@ -172,7 +174,7 @@ def write_plate(path: str, pixels: np.ndarray, *, channel_names: list[str],
     data = _output_pixels(path, pixels, channel_names, extension)
     spec = _output_spec(data, channel_names, extension, metadata, colorspace, frame)
     directory, name = os.path.split(os.path.abspath(path))
-    temp = os.path.join(directory, f".{name}.partial-{os.getpid()}.{extension}")
+    temp = os.path.join(directory, f".{name}.partial-{_HOST}-{os.getpid()}.{extension}")
     try:
         os.makedirs(directory, exist_ok=True)
         _remove_stale_partials(directory, name)
@@ -301,9 +303,23 @@ def _fsync_directory(directory: str) -> None:
 
 
 def _remove_stale_partials(directory: str, name: str) -> None:
-    # Left by a killed run (SIGKILL, node lost); whoever writes this frame now owns its temps.
-    for stale in glob.glob(os.path.join(glob.escape(directory), f".{glob.escape(name)}.partial-*")):
-        _remove(stale)
+    # Left by a killed run on this host (SIGKILL, OOM): its process is gone. Temps of live
+    # processes, or of other hosts on shared storage, are left alone: they may be mid-write.
+    prefix = f".{name}.partial-{_HOST}-"
+    for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*")):
+        pid = os.path.basename(stale)[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            _remove(stale)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove(path: str) -> None:

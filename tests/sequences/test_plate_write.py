@@ -206,3 +206,22 @@ def test_nan_into_an_integer_format(tmp_path):
 def test_channel_names_must_match(tmp_path):
     with pytest.raises(OutputError, match="shape"):
         _write(tmp_path / "out.exr", _pixels(), channel_names=["R", "G", "B"])
+
+
+def test_stale_partial_of_a_dead_process_is_cleared_live_one_kept(tmp_path):
+    import socket
+    import subprocess
+
+    from sequences.plate import _HOST, write_plate
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".f.0001.exr.partial-{_HOST}-{dead.pid}.exr"
+    live = tmp_path / f".f.0001.exr.partial-{_HOST}-{os.getppid()}.exr"
+    other_host = tmp_path / f".f.0001.exr.partial-elsewhere-{dead.pid}.exr"
+    for p in (stale, live, other_host):
+        p.write_bytes(b"half a frame")
+    write_plate(str(tmp_path / "f.0001.exr"), np.zeros((4, 4, 3), np.float32),
+                channel_names=["R", "G", "B"], metadata={}, colorspace=None)
+    assert not stale.exists() and live.exists() and other_host.exists()
+    assert socket.gethostname()

@@ -1,0 +1,165 @@
+"""`bake-seq submit openjd|opencue SEQ [-o OUT] [--frames A-B] [--chunk N] [render options]`.
+
+A shot becomes chunks of `bake-seq render --frames A-B` (plugins/farm, docs/farm.md). The submit
+commands take every option render takes, read from render's own click parameters.
+"""
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..cli import render_cmd  # cli.py adds command modules at its end, after render exists
+from ..errors import EXIT_WRITE, BakeError
+
+# Options that only shape one process's own output, not the frames.
+LOCAL_ONLY = ("json_summary", "quiet")
+
+
+class FarmError(BakeError):
+    """The job could not be handed to the farm (network, Cuebot down): worth retrying."""
+
+    exit_code = EXIT_WRITE
+
+
+def with_render_options(*excluded: str):
+    """Give a command every parameter of `bake-seq render` (operator knobs included) but
+    ``excluded``, so the farm and `status` accept exactly what render accepts."""
+
+    def decorate(command: click.Command) -> click.Command:
+        taken = [p for p in render_cmd.params if p.name not in excluded]
+        clash = {p.name for p in command.params} & {p.name for p in taken}
+        if clash:
+            raise RuntimeError(f"bake-seq {command.name}: options {sorted(clash)} clash with render's")
+        command.params.extend(taken)
+        return command
+
+    return decorate
+
+
+def job_options(fn):
+    options = [
+        click.option("--chunk", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="frames per task; each task loads the model once (sizing: docs/farm.md)"),
+        click.option("--bake-seq-exe", metavar="PATH",
+                     help="bake-seq as the farm nodes see it [default: this one, as an absolute path]"),
+        click.option("--name", help="job name [default: bake-seq <plate file pattern>]"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def planned_job(sequence: str, opts: dict, chunk: int, exe: str | None, name: str | None):
+    from plugins.farm.task import plan_job
+
+    return plan_job(click.get_current_context(), render_cmd, sequence, opts, chunk, exe, name)
+
+
+@click.group("submit")
+def command():
+    """Send a render to a farm: chunks of `bake-seq render --frames A-B`, each safe to retry.
+
+    \b
+    Examples:
+      bake-seq submit openjd shot_010/####.dpx -o out/####.exr --chunk 10 --bundle job/
+      openjd run job/template.yaml -p file://job/parameter_values.yaml
+      bake-seq submit opencue shot_010/####.dpx -o out/####.exr --checkpoint /models/bake.safetensors
+    """
+
+
+@with_render_options(*LOCAL_ONLY)
+@command.command("openjd")
+@click.option("--bundle", required=True, type=click.Path(file_okay=False),
+              help="folder to write the job bundle into (template.yaml, parameter_values.yaml)")
+@click.option("--deadline-cloud", is_flag=True,
+              help="write parameter_values.yaml for `deadline bundle submit` (parameterValues list) "
+                   "instead of for `openjd run -p file://...`")
+@job_options
+def openjd(bundle, deadline_cloud, chunk, bake_seq_exe, name, sequence, **opts):
+    """Write an Open Job Description job bundle (Deadline Cloud, openjd-cli) for SEQUENCE.
+
+    \b
+    Example:
+      bake-seq submit openjd shot_010/####.dpx -o out/####.exr --bundle job/ --checkpoint m.safetensors
+      openjd check job/template.yaml
+      openjd run job/template.yaml -p file://job/parameter_values.yaml
+    """
+    from plugins.farm.openjd_bundle import write_bundle
+    from sequences.errors import OutputError
+
+    job = planned_job(sequence, opts, chunk, bake_seq_exe, name)
+    try:
+        template, values = write_bundle(job, bundle, deadline_cloud)
+    except OSError as exc:
+        raise OutputError(bundle, f"cannot write the job bundle ({exc.strerror or exc})",
+                          "check the --bundle folder") from None
+    template, values = os.path.abspath(template), os.path.abspath(values)
+    click.echo(f"wrote {template} and {values}: {len(job.frames)} frames in chunks of {chunk}")
+    click.echo(f"  deadline bundle submit {os.path.dirname(template)}" if deadline_cloud
+               else f"  openjd run {template} -p file://{values}")
+
+
+@with_render_options(*LOCAL_ONLY)
+@command.command("opencue")
+@click.option("--cuebot", metavar="HOST", help="Cuebot to launch on [default: $CUEBOT_HOSTS]")
+@click.option("--write", "write_dir", type=click.Path(file_okay=False),
+              help="write the outline script and job spec into this folder instead of launching "
+                   "[default when no Cuebot is configured: ./bake-seq-opencue]")
+@click.option("--show", help="OpenCue show [default: $SHOW or pyoutline's]")
+@click.option("--shot", help="OpenCue shot [default: $SHOT or pyoutline's]")
+@click.option("--service", help="OpenCue service of the layers [default: the Cuebot's]")
+@click.option("--cores", type=click.FloatRange(min=0), help="cores per task [default: the service's]")
+@job_options
+def opencue(cuebot, write_dir, show, shot, service, cores, chunk, bake_seq_exe, name, sequence, **opts):
+    """Launch SEQUENCE on OpenCue, or write its outline script (pyoutline) and job spec.
+
+    \b
+    Example:
+      CUEBOT_HOSTS=cuebot bake-seq submit opencue shot_010/####.dpx -o out/####.exr --chunk 10
+      bake-seq submit opencue shot_010/####.dpx --write cue_job/ && python cue_job/opencue_job.py
+    """
+    from plugins.farm.opencue_outline import cuebot_configured, load_script, outline_script
+
+    job = planned_job(sequence, opts, chunk, bake_seq_exe, name)
+    script = outline_script(job, "opencue_job.py", show, shot, {"service": service, "cores": cores})
+    launch = not write_dir and cuebot_configured(cuebot)
+    try:
+        outline = load_script(script)
+    except ImportError as exc:
+        if launch:
+            raise FarmError(None, f"pyoutline is not installed ({exc})",
+                            "pip install opencue-pyoutline, or pass --write DIR") from None
+        outline = None
+    if launch:
+        try:
+            launched = outline["launch"](outline["build_outline"](), cuebot)
+        except Exception as exc:  # pycue raises its own connection errors; one line, retryable
+            raise FarmError(None, f"OpenCue launch failed: {str(exc).splitlines()[0] if str(exc) else exc!r}",
+                            "check --cuebot / $CUEBOT_HOSTS, or pass --write DIR") from None
+        click.echo("launched " + ", ".join(j.name() for j in launched))
+        return
+    folder = write_dir or "bake-seq-opencue"
+    written = write_opencue(folder, script, outline)
+    click.echo(f"wrote {', '.join(written)}: {len(job.frames)} frames in chunks of {chunk}")
+    click.echo(f"  launch: python {written[0]}   (needs pyoutline and $CUEBOT_HOSTS or --cuebot)")
+    if outline is None:
+        click.echo("note: pyoutline is not installed here: job spec not written", err=True)
+
+
+def write_opencue(folder: str, script: str, outline: dict | None) -> list[str]:
+    from sequences.errors import OutputError
+
+    files = [(os.path.join(folder, "opencue_job.py"), script)]
+    if outline is not None:
+        files.append((os.path.join(folder, "opencue_job.xml"), outline["job_spec"](outline["build_outline"]())))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        for path, text in files:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+    except OSError as exc:
+        raise OutputError(folder, f"cannot write the OpenCue job ({exc.strerror or exc})",
+                          "check the --write folder") from None
+    os.chmod(files[0][0], 0o755)
+    return [path for path, _ in files]

@@ -1,0 +1,100 @@
+"""An Open Job Description job bundle: DIR/template.yaml + DIR/parameter_values.yaml.
+
+One step; its CHUNK[INT] task parameter (TASK_CHUNKING extension) cuts the frames into
+contiguous chunks, and each task runs `bake-seq render ... --frames {{Task.Param.Frame}}`.
+Paths are PATH job parameters, so OpenJD path mapping (`openjd run --path-mapping-rules`,
+Deadline Cloud storage profiles and job attachments) rewrites them for each worker.
+
+openjd-cli reads parameter values as a plain mapping; Deadline Cloud as `parameterValues: [{name,
+value}]` and refuses absolute PATH defaults in a template, so PATH parameters have no defaults and
+the values file is written in the form asked for.
+"""
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from sequences.pattern import format_frame_ranges
+
+from .task import FarmJob, Option
+
+
+def param_name(option: Option) -> str:
+    return "".join(part.capitalize() for part in option.name.split("_"))  # ocio_config -> OcioConfig
+
+
+def path_parameters(job: FarmJob) -> dict[str, tuple[str, dict]]:
+    """name -> (value, definition) of every PATH job parameter."""
+    plate_dir, plate_name = os.path.split(job.plate)
+    out_dir, out_name = os.path.split(job.output)
+    found = {
+        "BakeSeq": (job.exe, {"objectType": "FILE", "description": "bake-seq executable on the workers"}),
+        "PlateFolder": (plate_dir, {"objectType": "DIRECTORY", "dataFlow": "IN",
+                                    "description": f"folder of the plate frames ({plate_name})"}),
+        "OutputFolder": (out_dir, {"objectType": "DIRECTORY", "dataFlow": "OUT",
+                                   "description": f"folder the frames are written to ({out_name})"}),
+    }
+    for option in job.options:
+        if option.is_path:
+            found[param_name(option)] = (option.value, {"objectType": "FILE", "dataFlow": "IN",
+                                                         "description": f"{option.flag} for bake-seq render"})
+    return found
+
+
+def other_values(job: FarmJob) -> dict:
+    return {"PlateName": os.path.basename(job.plate), "OutputName": os.path.basename(job.output),
+            "Frames": format_frame_ranges(job.frames), "ChunkSize": job.chunk}
+
+
+def job_template(job: FarmJob) -> dict:
+    paths = path_parameters(job)
+    values = other_values(job)
+    definitions = [{"name": name, "type": "PATH", **definition} for name, (_, definition) in paths.items()]
+    definitions += [
+        {"name": "PlateName", "type": "STRING", "default": values["PlateName"],
+         "description": "plate frame pattern inside PlateFolder (#### = 4-digit frame number)"},
+        {"name": "OutputName", "type": "STRING", "default": values["OutputName"],
+         "description": "output frame pattern inside OutputFolder"},
+        {"name": "Frames", "type": "STRING", "default": values["Frames"],
+         "description": "frames to render, e.g. 1001-1100 or 1001-1050,1060-1100"},
+        {"name": "ChunkSize", "type": "INT", "default": job.chunk, "minValue": 1,
+         "description": "frames per task (each task loads the model once)"},
+    ]
+    args = job.render_args("{{Task.Param.Frame}}",
+                           plate="{{Param.PlateFolder}}/{{Param.PlateName}}",
+                           output="{{Param.OutputFolder}}/{{Param.OutputName}}",
+                           path=lambda option: "{{Param.%s}}" % param_name(option))
+    frame = {"name": "Frame", "type": "CHUNK[INT]", "range": "{{Param.Frames}}",
+             "chunks": {"defaultTaskCount": "{{Param.ChunkSize}}", "rangeConstraint": "CONTIGUOUS"}}
+    return {
+        "specificationVersion": "jobtemplate-2023-09",
+        "extensions": ["TASK_CHUNKING"],
+        "name": job.name[:128],
+        "description": f"bake-seq render {job.plate} -> {job.output}",
+        "parameterDefinitions": definitions,
+        "steps": [{
+            "name": "Render",
+            "parameterSpace": {"taskParameterDefinitions": [frame]},
+            "script": {"actions": {"onRun": {"command": "{{Param.BakeSeq}}", "args": args}}},
+        }],
+    }
+
+
+def parameter_values(job: FarmJob, deadline_cloud: bool = False) -> dict:
+    values = {name: value for name, (value, _) in path_parameters(job).items()} | other_values(job)
+    if deadline_cloud:
+        return {"parameterValues": [{"name": name, "value": value} for name, value in values.items()]}
+    return values
+
+
+def write_bundle(job: FarmJob, folder: str, deadline_cloud: bool = False) -> list[str]:
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for name, body in (("template.yaml", job_template(job)),
+                       ("parameter_values.yaml", parameter_values(job, deadline_cloud))):
+        path = os.path.join(folder, name)
+        with open(path, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(body, fh, sort_keys=False, allow_unicode=True, width=1000)
+        written.append(path)
+    return written

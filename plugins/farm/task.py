@@ -1,0 +1,102 @@
+"""The farm's unit of work: `bake-seq render PLATE -o OUT --frames A-B [options]` over one chunk.
+
+The options are read back from the submit command line through the render command's own click
+parameters, so every render option (operator knobs included, present and future) reaches the
+farm without a list kept by hand here.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+import click
+from click.core import ParameterSource
+
+# Set per task by the job itself; never copied from the submit command line.
+SET_BY_JOB = ("sequence", "output", "frames", "json_summary", "quiet")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One render option as the user gave it to `submit`."""
+
+    name: str  # click parameter name, e.g. "checkpoint"
+    flag: str  # e.g. "--checkpoint"
+    value: str | None  # None for a bare flag
+    is_path: bool  # a file on shared storage: absolute here, a PATH job parameter in OpenJD
+
+
+@dataclass(frozen=True)
+class FarmJob:
+    name: str
+    exe: str  # bake-seq as the farm nodes see it
+    plate: str  # absolute frame pattern, e.g. /shots/sh010/plate.####.dpx
+    output: str  # absolute frame pattern
+    frames: list[int]
+    chunk: int
+    options: tuple[Option, ...]
+
+    def render_args(self, frames: str, plate: str | None = None, output: str | None = None,
+                    path: Callable[[Option], str] | None = None) -> list[str]:
+        """Arguments after the executable; a farm substitutes its own tokens for the frames,
+        and OpenJD its job parameters for the paths."""
+        args = ["render", plate or self.plate, "-o", output or self.output, "--frames", frames]
+        for option in self.options:
+            args.append(option.flag)
+            if option.value is not None:
+                args.append(path(option) if path and option.is_path else option.value)
+        return args
+
+
+def absolute(path: str) -> str:
+    """Farm tasks start in a scratch folder: relative paths would name nothing there."""
+    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+
+
+def given_options(ctx: click.Context, render: click.Command) -> tuple[Option, ...]:
+    """The render options typed on the submit command line, back as command-line text."""
+    options = []
+    for param in render.params:
+        if not isinstance(param, click.Option) or param.name in SET_BY_JOB:
+            continue
+        if ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
+            continue  # defaults are the farm node's too; $BAKE_SEQ_PATH_MAP is per machine
+        value = ctx.params[param.name]
+        flag = next(opt for opt in param.opts if opt.startswith("--"))
+        if param.is_flag:
+            if value or param.secondary_opts:
+                options.append(Option(param.name, flag if value else param.secondary_opts[0], None, False))
+            continue
+        for item in value if param.multiple else (value,):
+            text = str(item)
+            is_path = isinstance(param.type, click.Path) and "://" not in text
+            options.append(Option(param.name, flag, absolute(text) if is_path else text, is_path))
+    return tuple(options)
+
+
+def default_exe() -> str:
+    """This bake-seq, absolute: farm nodes often lack it on PATH (override with --bake-seq-exe)."""
+    from bake_node.errors import SettingsError
+
+    name = "bake-seq.exe" if os.name == "nt" else "bake-seq"
+    beside = os.path.join(os.path.dirname(sys.executable), name)
+    found = beside if os.path.isfile(beside) else shutil.which(name)
+    if not found:
+        raise SettingsError(None, "cannot find the bake-seq executable to write into the job",
+                            "pass --bake-seq-exe with its path as the farm nodes see it")
+    return os.path.abspath(found)
+
+
+def plan_job(ctx: click.Context, render: click.Command, sequence: str, opts: dict, chunk: int,
+             exe: str | None, name: str | None) -> FarmJob:
+    """Plan the shot here, so a bad plate, colour space or output fails now, not on every node."""
+    from bake_node.cli import make_request
+    from bake_node.render import plan_render
+
+    plan = plan_render(make_request(sequence, **opts))
+    plate = absolute(str(plan.pattern))
+    return FarmJob(name or f"bake-seq {os.path.basename(plate)}", exe or default_exe(), plate,
+                   absolute(str(plan.output)), plan.frames, chunk, given_options(ctx, render))
