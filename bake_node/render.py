@@ -275,7 +275,7 @@ ProgressFn = Callable[[int, float], None]
 
 
 def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn | None = None,
-           prefetch: int = 2) -> dict:
+           prefetch: int = 1) -> dict:
     """Render ``todo``; returns per-stage timings. Raises the first error after pending writes.
     ``progress(frame, seconds)`` gets the wall time since the previous frame (reads and writes
     overlap processing, so this is the sequence's real cost per frame)."""

@@ -1,2 +1,3 @@
 """Built-in operators; importing this package registers them with the node contract."""
 from . import bake  # noqa: F401
+from . import grain  # noqa: F401

@@ -56,8 +56,8 @@ def apply_range_policy(result: np.ndarray, source: np.ndarray, clamped: np.ndarr
     """The model's domain is [0, 1]. 'preserve' adds back what clamping removed (highlights above
     1, negatives from wide-gamut or scene-linear plates), so float outputs lose nothing;
     'clip' returns the model's [0, 1] result."""
-    if policy == "preserve":
-        result += source - clamped
+    if policy == "preserve":  # in place: on 4K plates every frame-sized temporary counts
+        result += np.subtract(source, clamped, out=clamped)
     return result
 
 
@@ -109,5 +109,5 @@ class Bake(Operator):
                                                   self.device)
         with self._lock:  # one model, one frame at a time
             result = run_tiled(self._restore, image, tile, self.halo, self.device)
-        result = result[0].permute(1, 2, 0).contiguous().numpy()
+        result = result[0].permute(1, 2, 0).numpy()  # channels-last storage: already H x W x 3
         return apply_range_policy(result, rgb, clamped, self.settings["range_policy"])
