@@ -1,0 +1,22 @@
+"""`bake-seq demo`: a degraded 16-bit plate, rendered through the render path, and a contact sheet."""
+import pytest
+from click.testing import CliRunner
+
+from sequences.plate import read_header
+
+
+def test_demo(tmp_path, tiny_checkpoint):
+    pytest.importorskip("skimage")
+    from bake_node.cli import cli
+
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--image", "chelsea", "--frames", "2",
+                                      "--checkpoint", tiny_checkpoint])
+    assert result.exit_code == 0, result.output
+    plate = sorted((out / "plate").glob("demo.*.png"))
+    restored = sorted((out / "restored").glob("demo.*.png"))
+    assert [p.name for p in plate] == [f"demo.{n}.png" for n in range(1001, 1003)]
+    assert [p.name for p in restored] == [p.name for p in plate]
+    assert read_header(str(plate[0])).bits_per_sample == 16
+    assert (out / "contact_sheet.png").stat().st_size > 10_000
+    assert "contact sheet:" in result.output and "mean CIEDE2000" in result.output

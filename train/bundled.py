@@ -1,0 +1,67 @@
+"""The images the default model is trained on: colour photos bundled with scikit-image and
+matplotlib, so training reproduces offline. Three are held out for validation and eval.
+
+    python -m train.bundled DIR      # writes DIR/train/*.png and DIR/holdout/*.png (8-bit sRGB)
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+
+from bake_node.errors import SettingsError
+
+TRAIN = ("astronaut", "grace_hopper", "hubble_deep_field", "immunohistochemistry",
+         "motorcycle_left", "motorcycle_right", "retina")
+# Held out: everyday photos (a cat, a cup of coffee, a rocket on its pad) the model never sees.
+# motorcycle_left/right are one stereo pair, so they stay together on the training side.
+HOLDOUT = ("chelsea", "coffee", "rocket")
+
+
+def bundled_image(name: str) -> np.ndarray:
+    """H x W x 3 uint8 sRGB."""
+    try:
+        if name == "grace_hopper":
+            import matplotlib.cbook
+            import matplotlib.image
+            return np.asarray(matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg")))
+        import skimage.data
+        if name.startswith("motorcycle_"):
+            left, right, _ = skimage.data.stereo_motorcycle()
+            return left if name.endswith("left") else right
+        return getattr(skimage.data, name)()
+    except ImportError as exc:
+        raise SettingsError(None, f"the bundled images need {exc.name}",
+                            "pip install scikit-image matplotlib") from None
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """Written under a temporary name, then renamed: two runs exporting at once never read half a file."""
+    image = oiio.ImageBuf(np.ascontiguousarray(rgb[..., :3]))
+    image.specmod().attribute("oiio:ColorSpace", "srgb_rec709_scene")
+    temp = path.with_name(f".{path.stem}.partial-{os.getpid()}.png")
+    if not image.write(str(temp)):
+        raise SettingsError(str(path), f"cannot write ({image.geterror()})", "check the folder is writable")
+    os.replace(temp, path)
+
+
+def export(folder: str | Path) -> tuple[Path, Path]:
+    """Write the bundled images (skipping ones already there); returns (train, holdout) folders."""
+    folder = Path(folder)
+    for part, names in (("train", TRAIN), ("holdout", HOLDOUT)):
+        (folder / part).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            path = folder / part / f"{name}.png"
+            if not path.exists():
+                write_png(path, bundled_image(name))
+    return folder / "train", folder / "holdout"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m train.bundled DIR")
+    train_dir, holdout_dir = export(sys.argv[1])
+    print(f"training images: {train_dir}\nheld-out images: {holdout_dir}")

@@ -1,0 +1,108 @@
+"""Training settings: one dataclass holding the reference recipe (spec/bakenet.md section 6).
+
+A YAML file overrides the defaults, command-line flags override the file. Unknown keys are an
+error (a typo must not silently train with the default).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import yaml
+
+from bake_node.errors import SettingsError
+from bake_node.model import PRESETS, BakeNetConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str | None = None  # folder of clean training images (searched recursively)
+    val_data: str | None = None  # held-out clean images for validation (optional)
+    run: str = "runs/bakenet"  # checkpoints, logs, plots go here
+    ocio: str | None = None  # OCIO config; default $OCIO, else the pinned built-in one
+    input_colorspace: str | None = None  # default: guessed per file like `bake-seq render`
+    bit_depth: int | None = None  # code range of integer images; default: each file's header
+    downscale: str | int = "auto"  # auto = /2 (long side < 3840), /3 (>= 3840), /6 (>= 7680)
+    crop: int = 256
+    # model and loss
+    preset: str = "v5"
+    dim: int | None = None  # override the preset's width/depth (the preset is then recorded as "custom")
+    depth: int | None = None
+    loss: str = "heo"  # heo = 3-ch HeoLoss (the reference v5 code), hyper = 96-ch projection
+    strength: float = 0.12  # darkroom strength s
+    # optimiser (the reference code's values; its README says lr 1e-3)
+    lr: float = 1e-4
+    weight_decay: float = 1e-6
+    warmup_epochs: int = 100  # linear warm-up from 0.01 x lr over this many epochs' worth of steps
+    warmup_start: float = 0.01
+    lr_decay: float = 0.999996  # per optimiser step after the warm-up
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    ema_warmup: bool = True  # decay min(ema_decay, (1+t)/(10+t)): see docs/training.md
+    batch: int = 4
+    accum: int = 1  # gradient accumulation: optimiser step every `accum` batches
+    seed: int = 42
+    # length (an epoch = one pass over the training images)
+    epochs: int | None = None
+    steps: int | None = None  # optimiser steps; the first of epochs/steps reached ends the run
+    # feedback
+    val_every: int = 500  # optimiser steps between validations (0 = only at the end)
+    val_crop: int = 256  # centre crop of each held-out image (0 = whole image)
+    val_cases: int = 2  # fixed-seed degradations per held-out image
+    sample_every: int = 500  # steps between before/after sample grids (0 = never)
+    plot_every: int = 50  # steps between loss-curve redraws
+    # machine
+    device: str = "auto"
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise SettingsError(None, f"unknown preset {self.preset!r}", f"use one of {', '.join(PRESETS)}")
+        if self.loss not in ("heo", "hyper"):
+            raise SettingsError(None, f"unknown loss {self.loss!r}", "use heo (3-ch) or hyper (96-ch)")
+        if self.downscale != "auto" and (not str(self.downscale).isdigit() or int(self.downscale) < 1):
+            raise SettingsError(None, f"downscale {self.downscale!r} is not 'auto' or a whole factor >= 1",
+                                "use auto, 1 (off), 2, 3 ...")
+        self.model_config  # noqa: B018  (validates dim/depth now, not at the first step)
+        for name in ("crop", "batch", "accum"):
+            if getattr(self, name) < 1:
+                raise SettingsError(None, f"{name} must be at least 1", f"fix {name} in the config or flags")
+
+    @property
+    def model_config(self) -> BakeNetConfig:
+        changes = {k: v for k, v in (("dim", self.dim), ("depth", self.depth)) if v is not None}
+        try:
+            return replace(PRESETS[self.preset], **changes)
+        except ValueError as exc:
+            raise SettingsError(None, str(exc), "depth must be a multiple of 10") from None
+
+    @property
+    def preset_name(self) -> str:
+        return self.preset if self.model_config == PRESETS[self.preset] else "custom"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_config(path: str | None = None, **overrides) -> TrainConfig:
+    """Defaults <- YAML file <- overrides (None values in overrides mean 'not given')."""
+    values: dict = {}
+    if path:
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise SettingsError(path, "config file not found", "check the --config path") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(path, f"not valid YAML ({str(exc).splitlines()[0]})", "fix the file") from None
+        if not isinstance(values, dict):
+            raise SettingsError(path, "config must be a mapping of key: value", "see train/configs/reference.yaml")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SettingsError(path, f"unknown config keys: {', '.join(unknown)}",
+                            "see train/configs/reference.yaml for the keys")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)
