@@ -26,7 +26,9 @@ Examples:
 @click.option("--downscale", default="auto", show_default=True,
               help="as in training: auto (/2, /3 from 3840 px, /6 from 7680 px) or a factor (1 = off)")
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True)
-def command(data, checkpoint, out, cases, seed, crop, downscale, device):
+@click.option("--precision", default="fp32", type=click.Choice(["fp32", "bf16"]), show_default=True,
+              help="model arithmetic, as `render --precision` (to measure what bf16 costs)")
+def command(data, checkpoint, out, cases, seed, crop, downscale, device, precision):
     """Score a checkpoint against doing nothing and grey-world white balance.
 
     Each clean image gets fixed-seed darkroom degradations (the ones the model is trained to
@@ -42,7 +44,7 @@ def command(data, checkpoint, out, cases, seed, crop, downscale, device):
 
     images = load_folder(data, downscale=downscale)
     op = get_operator("bake")
-    op.prepare({"checkpoint": checkpoint, "device": device, "tile": 0})
+    op.prepare({"checkpoint": checkpoint, "device": device, "tile": 0, "precision": precision})
 
     def model(rgb: torch.Tensor) -> torch.Tensor:
         result = op.process(rgb.permute(1, 2, 0).contiguous().numpy(), 0)
@@ -50,7 +52,7 @@ def command(data, checkpoint, out, cases, seed, crop, downscale, device):
 
     report = run_eval(images, model, cases, EVAL_SEED if seed is None else seed, crop=crop)
     report.update({"checkpoint": op.checkpoint.path, "checkpoint_sha256": op.checkpoint.sha256,
-                   "preset": op.checkpoint.info.preset, "data": data, "downscale": downscale, "crop": crop})
+                   "preset": op.checkpoint.info.preset, "precision": precision, "data": data, "downscale": downscale, "crop": crop})
     table = markdown_table(report["results"])
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
