@@ -13,7 +13,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for
-from .node import ENGINE_KNOBS, Knob, all_operators, get_operator
+from .node import Knob, all_operators, get_operator
 from .render import BIT_DEPTHS, NAN_POLICIES, RenderRequest, pending_frames, plan_render, render
 
 EPILOG_RENDER = """\b
@@ -101,7 +101,7 @@ def knob_option(knob: Knob):
 def operator_knobs() -> list[Knob]:
     seen, knobs = set(), []
     for cls in all_operators().values():
-        for knob in (*ENGINE_KNOBS, *cls.knobs):
+        for knob in cls.all_knobs():
             if knob.name not in seen:
                 seen.add(knob.name)
                 knobs.append(knob)
