@@ -94,17 +94,35 @@ def oiiotool_seconds(plate: str, frames: int, out_folder: str, config_source: st
 
 
 def peak_rss_gib(checkpoint: str | None, folder: str, width: int, height: int) -> float:
-    """Peak resident memory of a real `bake-seq render` of one frame, in a fresh process."""
+    """Peak resident memory of a real `bake-seq render` of one frame, in a fresh process.
+
+    Read from /proc/<pid>/status VmHWM while it runs: the kernel's ru_maxrss of a child also
+    counts the parent's image it was forked from (kept across exec), which made a big bench
+    process report its own size as the render's."""
     plate = synthetic_plate(folder, 1, width, height, seed=11)
     cmd = [sys.executable, "-m", "bake_node", "render", plate, "-i", PLATE_SPACE, "-q",
            "-o", os.path.join(folder, "out", "rss.####.exr"), "--overwrite"]
     if checkpoint:
         cmd += ["--checkpoint", checkpoint]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    peak_kib = 0
+    while proc.poll() is None:
+        peak_kib = max(peak_kib, _vm_hwm_kib(proc.pid))
+        time.sleep(0.02)
+    if proc.returncode != 0:
         raise RuntimeError(f"4K render failed: {proc.stderr.read().decode()[-300:]}")
-    return usage.ru_maxrss * 1024 / GIB  # ru_maxrss is in KiB on Linux
+    return peak_kib * 1024 / GIB
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:  # the process just ended
+        pass
+    return 0
 
 
 def run_bench(checkpoint: str | None = None, frames: int = 3, width: int = 2048, height: int = 1080,
