@@ -20,7 +20,7 @@ from ocio.config import resolve_config
 from sequences.plate import write_plate
 
 from .node import Operator, get_operator
-from .palette import oklabp_to_srgb, srgb_to_oklabp
+from .palette import restore_srgb
 from .render import RenderRequest, load_frame, plan_render, render
 
 PLATE_SPACE = "ACEScg"
@@ -74,8 +74,7 @@ def eager_restore(model, rgb: np.ndarray) -> np.ndarray:
     """The reference's way: whole frame, plain NCHW eager model, fp32."""
     image = torch.from_numpy(np.clip(rgb, 0, 1)).permute(2, 0, 1).unsqueeze(0)
     with torch.inference_mode():
-        lab = model(srgb_to_oklabp(image.double()).float())
-    return oklabp_to_srgb(lab.double()).float()[0].permute(1, 2, 0).numpy()
+        return restore_srgb(model, image)[0].permute(1, 2, 0).numpy()
 
 
 def oiiotool_seconds(plate: str, frames: int, out_folder: str, config_source: str) -> float:

@@ -94,3 +94,10 @@ def oklabp_to_srgb(labp: torch.Tensor, dim: int = 1) -> torch.Tensor:
     lms = torch.sign(lms) * (lms.abs() ** 3 - CBRT_EPS).clamp_min(0.0)  # undo the forward's epsilon too
     lin = _matmul(M1_INV, lms, dim)
     return srgb_oetf(lin).clamp(0.0, 1.0)
+
+
+def restore_srgb(model, srgb: torch.Tensor) -> torch.Tensor:
+    """sRGB (N,3,H,W) -> OklabP -> ``model`` -> sRGB, the render path's maths: colour conversions
+    in float64 (exact round trip), the model in float32; returns float32 in [0, 1]."""
+    lab = model(srgb_to_oklabp(srgb.double()).float())
+    return oklabp_to_srgb(lab.double()).float()

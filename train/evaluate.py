@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bake_node.palette import oklabp_to_srgb, srgb_eotf, srgb_oetf, srgb_to_oklabp
+from bake_node.palette import oklabp_to_srgb, restore_srgb, srgb_eotf, srgb_oetf, srgb_to_oklabp
 
 from . import darkroom
 from .ciede2000 import delta_e_srgb
@@ -62,8 +62,7 @@ def model_method(model: torch.nn.Module, device: torch.device | str = "cpu"):
     """The render path's maths on one image: colour conversions in float64, the model in fp32."""
     def restore(rgb: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            lab = srgb_to_oklabp(rgb[None].double()).float().to(device)
-            return oklabp_to_srgb(model(lab).double().cpu())[0].float()
+            return restore_srgb(lambda lab: model(lab.to(device)).cpu(), rgb[None])[0]
     return restore
 
 

@@ -14,7 +14,7 @@ from ..engine import auto_tile, make_deterministic, pick_device, run_tiled
 from ..errors import CheckpointError
 from ..fast import FastBakeNet
 from ..node import Knob, Operator, register
-from ..palette import oklabp_to_srgb, srgb_to_oklabp
+from ..palette import restore_srgb
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "weights" / "bakenet-default.safetensors"
 
@@ -67,8 +67,8 @@ class Bake(Operator):
     label = "Bake Colour Restore"
     knobs = (
         Knob("checkpoint", "path", None, "BakeNet checkpoint (.safetensors); default: the shipped model"),
-        Knob("precision", "choice", "fp32", "model arithmetic: fp32 (default, exact) or bf16 (opt-in "
-             "faster mode on CPUs/GPUs with bf16 units; measured in the README)", choices=PRECISIONS),
+        Knob("precision", "choice", "fp32", "model arithmetic: fp32 (default, exact) or bf16 (opt-in; "
+             "costs ~0.01 CIEDE2000, gave no speed-up on the 2-core CPU measured, see README)", choices=PRECISIONS),
         Knob("range_policy", "choice", "preserve", "values outside the model's [0,1] domain: "
              "'preserve' passes the excess through unchanged, 'clip' drops it", choices=RANGE_POLICIES),
     )
@@ -92,14 +92,14 @@ class Bake(Operator):
                 "preset": self.checkpoint.info.preset, "range_policy": self.settings["range_policy"],
                 "precision": self.settings["precision"]}
 
-    def _restore(self, srgb: torch.Tensor) -> torch.Tensor:
-        # Colour maths in float64 (cheap, exact round trip), the model in float32; per tile,
-        # so no whole-frame float64 copies exist (bounded memory on 4K plates).
-        lab = srgb_to_oklabp(srgb.double()).float()
+    def _run_model(self, lab: torch.Tensor) -> torch.Tensor:
         bf16 = self.settings["precision"] == "bf16"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            lab = self.model(lab).float()
-        return oklabp_to_srgb(lab.double()).float()
+            return self.model(lab)
+
+    def _restore(self, srgb: torch.Tensor) -> torch.Tensor:
+        # Per tile, so no whole-frame float64 copies exist (bounded memory on 4K plates).
+        return restore_srgb(self._run_model, srgb)
 
     def process(self, rgb: np.ndarray, frame: int) -> np.ndarray:
         clamped = np.clip(rgb, 0.0, 1.0)
