@@ -20,3 +20,12 @@ def make_checkpoint(path, config=TINY, seed=0, preset="tiny-test"):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     return str(make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"))
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    """Trainer(threads=1) sets a process-wide torch setting; CPU convolution results depend on the
+    thread count in the last bits, so a later in-process render must not inherit it."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
