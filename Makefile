@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 $(BIN)/bake-seq: setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[train,export,test]'
+	$(BIN)/pip install -q -e '.[train,export,zoo,test]'
 	touch $@
 
 install: $(BIN)/bake-seq

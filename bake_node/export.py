@@ -106,8 +106,12 @@ def inference_module(model: BakeNet, tile: int = 512, range_policy: str = "prese
 
 
 def export_torchscript(module: BakeForInference, path: str) -> None:
-    scripted = torch.jit.script(module)
-    _atomic(path, lambda tmp: torch.jit.save(scripted, tmp))
+    # torch 2.14 marks TorchScript deprecated, but it is what Nuke's Inference node (via
+    # CatFileCreator) loads; the warning would only confuse users of `bake-seq export`.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
+        scripted = torch.jit.script(module)
+        _atomic(path, lambda tmp: torch.jit.save(scripted, tmp))
 
 
 def export_onnx(module: BakeForInference, path: str) -> None:
