@@ -21,6 +21,8 @@ Examples:
   bake-seq render shot_010/####.dpx --bit_depth 10
   bake-seq render plate.%04d.exr --frames 1001-1100x2 -o out/plate.####.exr
   bake-seq render 'scan/@@@@.png' --input-colorspace 'sRGB Encoded Rec.709 (sRGB)' --json
+  bake-seq render plate.####.exr --op zoo --weights RealESRGAN_x2plus.safetensors -o up/####.exr
+  bake-seq render plate.####.exr --config zoo_x2.yaml --zoo-overlap 64
 """
 
 
@@ -134,6 +136,36 @@ def plate_options(fn):
     return fn
 
 
+def apply_config(opts: dict) -> dict:
+    """Fold ``--config FILE`` into the options: the file names the operator and knob values; a
+    knob given on the command line wins, and so does an explicit --op (if it is the same)."""
+    from click.core import ParameterSource
+
+    from .errors import SettingsError
+    from .settings import load_settings
+
+    path = opts.pop("config", None)
+    if not path:
+        return opts
+    name, settings = load_settings(path)
+    explicit = click.get_current_context().get_parameter_source("op_name") is ParameterSource.COMMANDLINE
+    if explicit and opts.get("op_name") != name:
+        raise SettingsError(path, f"holds settings for operator {name!r}, not {opts.get('op_name')!r}",
+                            f"drop --op or use --op {name}")
+    merged = {**opts, "op_name": name}
+    for key, value in settings.items():
+        if merged.get(key) is None:
+            merged[key] = value
+    return merged
+
+
+def operator_for(opts: dict):
+    """The operator named by --op, prepared with the knob values among ``opts``."""
+    op = get_operator(opts["op_name"])
+    op.prepare({k: v for k, v in opts.items() if v is not None and k in op.defaults()})
+    return op
+
+
 def make_request(input_pattern: str, **opts) -> RenderRequest:
     return RenderRequest(
         input=input_pattern, output=opts.get("output"), frames=opts.get("frames"),
@@ -183,13 +215,16 @@ def cli():
 @plate_options
 @click.option("--output-colorspace", help="colour space to write (default: the input's)")
 @click.option("--op", "op_name", default="bake", show_default=True, help="operator to run")
+@click.option("--config", "config", type=click.Path(dir_okay=False),
+              help="operator settings file (YAML/JSON, from `bake-seq config`): its operator and knob "
+                   "values; options given here override it")
 @click.option("--overwrite", is_flag=True, help="re-render frames that are already complete")
 @click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
               help="pixels with NaN/Inf: fail naming the frame, or set them to 0")
 @click.option("--json", "json_summary", is_flag=True, help="print a JSON summary on stdout at the end")
 @click.option("--quiet", "-q", is_flag=True, help="no progress output")
 @with_knobs
-def render_cmd(sequence, op_name, json_summary, quiet, **opts):
+def render_cmd(sequence, json_summary, quiet, **opts):
     """Render SEQUENCE (e.g. shot_010/####.dpx) through an operator into 16-bit frames.
 
     Frames already rendered with the same checkpoint and settings are skipped (resume);
@@ -197,11 +232,10 @@ def render_cmd(sequence, op_name, json_summary, quiet, **opts):
     """
     from sequences.pattern import format_frame_ranges
 
-    sequence, opts = map_paths(sequence, opts)
+    sequence, opts = map_paths(sequence, apply_config(opts))
     request = make_request(sequence, **opts)
     plan = plan_render(request)
-    op = get_operator(op_name)
-    op.prepare({k: v for k, v in opts.items() if v is not None and k in op.defaults()})
+    op = operator_for(opts)
     todo, done = pending_frames(plan, op)
     log = Reporter(len(todo), quiet or json_summary and not sys.stderr.isatty())
     chunk = f"chunk {format_frame_ranges(plan.frames)}"  # one farm task's frames, greppable in its log
@@ -226,6 +260,37 @@ def render_cmd(sequence, op_name, json_summary, quiet, **opts):
                  f"({len(todo)} rendered, {len(done)} already done)")
 
 
+
+
+@cli.command("config", epilog="""\b
+Examples:
+  bake-seq config -o zoo_x2.yaml --op zoo --weights RealESRGAN_x2plus.safetensors --zoo-overlap 48
+  bake-seq config -o grain.json --op grain --grain-preset fine
+  bake-seq config -o zoo_x4.yaml --config zoo_x2.yaml --weights RealESRGAN_x4plus.safetensors
+""")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="settings file to write (.yaml, .yml or .json)")
+@click.option("--op", "op_name", default="bake", show_default=True, help="operator the settings are for")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="start from this settings file")
+@with_knobs
+def config_cmd(output, **opts):
+    """Write an operator's settings (every knob: the values given, else defaults) to a YAML or
+    JSON file for `bake-seq render --config FILE`. Unknown settings in a file are an error."""
+    from .errors import SettingsError
+    from .settings import save_settings
+
+    opts = apply_config(opts)
+    name = opts.pop("op_name")
+    cls = all_operators().get(name)
+    if cls is None:
+        raise SettingsError(None, f"unknown operator {name!r}", f"choose one of {', '.join(sorted(all_operators()))}")
+    own = {k.name for k in cls.all_knobs()}
+    foreign = sorted(k for k, v in opts.items() if v is not None and k not in own)
+    if foreign:
+        raise SettingsError(None, f"--{foreign[0].replace('_', '-')} is not a setting of operator {name}",
+                            f"its settings: {', '.join(sorted(own))}")
+    save_settings(output, name, opts)
+    click.echo(f"wrote {output} (operator {name}); use: bake-seq render SEQ --config {output}")
 
 
 class Reporter:

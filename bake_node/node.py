@@ -3,7 +3,9 @@
 An operator declares its knobs once; hosts (the CLI, the ComfyUI pack, the Nuke node, the farm)
 generate their inputs from that declaration and call ``prepare`` once and ``process`` (or
 ``process_frames``) per frame. Frames reach ``process`` as float32 H x W x 3 RGB in the working
-space (sRGB Encoded Rec.709), values possibly outside [0, 1]; the operator returns the same shape.
+space (sRGB Encoded Rec.709), values possibly outside [0, 1]; the operator returns the same shape,
+or, for an operator with ``scale`` > 1 (super-resolution), H*scale x W*scale x 3. Hosts pass alpha
+through ``process_alpha`` so it keeps the frame's size.
 
 Hosts that cannot import bake_node (Nuke's own Python) get the same declaration as JSON from
 ``describe_operators`` (`bake-seq plugins describe`).
@@ -91,6 +93,7 @@ class Operator:
     label: str = ""
     knobs: tuple[Knob, ...] = ()
     halo: int = 0  # context pixels a tile needs on each side
+    scale: int = 1  # output size / input size (known after prepare)
 
     def __init__(self):
         self.settings: dict = {}
@@ -124,6 +127,10 @@ class Operator:
 
     def process(self, rgb: np.ndarray, frame: int) -> np.ndarray:
         raise NotImplementedError
+
+    def process_alpha(self, alpha: np.ndarray, frame: int) -> np.ndarray:
+        """A frame's H x W alpha -> the alpha to write with ``process``'s result (same size)."""
+        return alpha
 
     def process_frames(self, frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
         """(frame number, rgb) pairs -> (frame number, result) pairs, one at a time. Hosts that

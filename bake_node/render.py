@@ -25,6 +25,7 @@ from ocio.config import WORKING_SPACE, guess_colorspace, resolve_colorspace, res
 from ocio.convert import convert
 from sequences.errors import PlateError
 from sequences.manifest import file_identity, frame_state, write_record
+from sequences.metadata import resized_metadata
 from sequences.pattern import FramePattern, format_frame_ranges, resolve_frames
 from sequences.plate import Header, read_header, read_plate, write_plate
 
@@ -258,12 +259,15 @@ def save_frame(plan: RenderPlan, frame: LoadedFrame, result: np.ndarray, fingerp
     with clock.stage("colour_out"):
         out = convert(result, plan.config, WORKING_SPACE, plan.output_colorspace.value)
     names = ["R", "G", "B"]
+    metadata = frame.header.metadata
+    if out.shape[:2] != (frame.header.height, frame.header.width):  # a super-resolution operator
+        metadata = resized_metadata(metadata, out.shape[1] / frame.header.width, out.shape[0] / frame.header.height)
     if frame.alpha is not None:
         out = np.concatenate([out, frame.alpha[:, :, None]], axis=2)
         names.append("A")
     path = plan.output.path(frame.number)
     with clock.stage("write"):
-        write_plate(path, out, channel_names=names, metadata=frame.header.metadata,
+        write_plate(path, out, channel_names=names, metadata=metadata,
                     colorspace=plan.output_colorspace.value, frame=frame.number)
         write_record(path, {"fingerprint": fingerprint, "frame": frame.number,
                         "source": file_identity(frame.header.path), "source_path": frame.header.path,
@@ -295,6 +299,8 @@ def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn
                     queued += 1
                 t1 = time.perf_counter()
                 result = op.process(frame.rgb, frame.number)
+                if frame.alpha is not None:  # alpha keeps the result's size (scaling operators)
+                    frame.alpha = op.process_alpha(frame.alpha, frame.number)
                 t2 = time.perf_counter()
                 if writing is not None:
                     writing.result()

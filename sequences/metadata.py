@@ -68,3 +68,28 @@ def _tuple_type(value: tuple) -> oiio.TypeDesc | None:
     if all(isinstance(item, str) for item in value):
         return oiio.TypeDesc(f"string[{len(value)}]")
     return None
+
+
+# Attributes measured in pixels (or pixels per unit) of the source frame. An operator that
+# changes the resolution (a 2x super-resolution) must change them with it, or a 2x frame claims
+# the old pixel density / centre. Display and data windows are not metadata here: write_plate
+# writes a fresh window of the new size.
+_PER_X = ("XResolution", "Exif:PixelXDimension", "dpx:XCenter")
+_PER_Y = ("YResolution", "Exif:PixelYDimension", "dpx:YCenter")
+
+
+def resized_metadata(metadata: dict, scale_x: float, scale_y: float) -> dict:
+    """``metadata`` for a frame resampled by (scale_x, scale_y): pixel counts, centres and pixel
+    densities scale (the physical size stays), pixel aspect ratio follows a non-uniform scale;
+    timecode, frame rate, key code and everything else are unchanged."""
+    out = dict(metadata)
+    for names, factor in ((_PER_X, scale_x), (_PER_Y, scale_y)):
+        for name in names:
+            value = out.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            out[name] = type(value)(round(value * factor)) if isinstance(value, int) else value * factor
+    aspect = out.get("PixelAspectRatio")
+    if isinstance(aspect, float) and scale_x != scale_y:
+        out["PixelAspectRatio"] = aspect * scale_y / scale_x
+    return out

@@ -47,16 +47,12 @@ def command(output, sequence, as_json, **opts):
 
 
 def judged_against_plate(out: str, sequence: str, opts: dict):
-    from bake_node.cli import make_request, map_paths
-    from bake_node.node import get_operator
+    from bake_node.cli import apply_config, make_request, map_paths, operator_for
     from bake_node.render import fingerprint_of, plan_render
 
-    op_name = opts.pop("op_name")
-    sequence, opts = map_paths(sequence, {**opts, "output": out})
+    sequence, opts = map_paths(sequence, {**apply_config(opts), "output": out})
     plan = plan_render(make_request(sequence, **opts, skip_missing=True))
-    op = get_operator(op_name)
-    settings = {k: v for k, v in opts.items() if v is not None and k in op.defaults()}
-    op.prepare({**settings, "device": "cpu"})  # not part of the fingerprint; no GPU needed here
+    op = operator_for({**opts, "device": "cpu"})  # not part of the fingerprint; no GPU needed here
     fingerprint = fingerprint_of(plan, op)
     now = {"settings": plan.settings_record(), "operator": op.fingerprint()}
     frames = {n: judge(plan.output.path(n), fingerprint, plan.pattern.path(n), now) for n in plan.frames}

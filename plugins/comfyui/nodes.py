@@ -76,9 +76,15 @@ class OperatorNode:
                   for i in range(image.shape[0]))
         results = [result for _, result in op.process_frames(each_frame(frames, image.shape[0]))]
         out = torch.from_numpy(np.stack(results)).to(torch.float32)
-        if image.shape[-1] == 4:  # alpha passes through
-            out = torch.cat([out, image[..., 3:].cpu()], dim=-1)
-        return out, before_after(image.cpu(), out)
+        if image.shape[-1] == 4:  # alpha passes through, resized with the frame by scaling operators
+            alphas = [op.process_alpha(np.ascontiguousarray(image[i, :, :, 3].cpu().numpy()), first_frame + i)
+                      for i in range(image.shape[0])]
+            out = torch.cat([out, torch.from_numpy(np.stack(alphas)).to(torch.float32)[..., None]], dim=-1)
+        before = image.cpu()
+        if before.shape[1:3] != out.shape[1:3]:  # super-resolution: review at the output size
+            before = torch.nn.functional.interpolate(before.movedim(-1, 1), size=tuple(out.shape[1:3]),
+                                                     mode="nearest").movedim(1, -1)
+        return out, before_after(before, out)
 
 
 def operator_node(op: type[Operator]) -> type:
