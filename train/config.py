@@ -10,10 +10,15 @@ from pathlib import Path
 
 import yaml
 
+from bake_node import colorize_model
 from bake_node.errors import SettingsError
 from bake_node.model import PRESETS, BakeNetConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+# The models `bake-seq train --model` trains: their presets, losses and default preset/loss.
+MODEL_PRESETS = {"bakenet": PRESETS, "colorize": colorize_model.PRESETS}
+MODEL_LOSSES = {"bakenet": ("heo", "hyper"), "colorize": ("l1+ssim",)}
+MODEL_DEFAULTS = {"bakenet": ("v5", "heo"), "colorize": ("small", "l1+ssim")}
 
 
 @dataclass
@@ -28,11 +33,17 @@ class TrainConfig:
     downscale: str | int = "auto"  # auto = /2 (long side < 3840), /3 (>= 3840), /6 (>= 7680)
     crop: int = 256
     # model and loss
-    preset: str = "v5"
-    dim: int | None = None  # override the preset's width/depth (the preset is then recorded as "custom")
-    depth: int | None = None
-    loss: str = "heo"  # heo = 3-ch HeoLoss (the reference v5 code), hyper = 96-ch projection
-    strength: float = 0.12  # darkroom strength s
+    model: str = "bakenet"  # bakenet (colour restoration) or colorize (greyscale + damage, issue 9)
+    preset: str | None = None  # default: v5 for bakenet, small for colorize
+    dim: int | None = None  # override the preset's width/depth (the preset is then recorded as "custom");
+    depth: int | None = None  # for colorize: dim = width at full resolution, depth = levels
+    loss: str | None = None  # bakenet: heo = 3-ch HeoLoss (the reference v5 code, default), hyper = 96-ch
+    # projection; colorize: l1+ssim (L1 on OklabP + SSIM on sRGB + BCE on the damage head)
+    strength: float = 0.12  # darkroom strength s (bakenet)
+    ssim_weight: float = 1.0  # colorize: weight of 1 - SSIM
+    mask_weight: float = 0.2  # colorize: weight of the damage head's BCE
+    mask_given: float = 0.5  # colorize: share of samples whose mask is given (the rest: find the damage)
+    clean_fraction: float = 0.1  # colorize: share of samples with no damage at all
     # optimiser (the reference code's values; its README says lr 1e-3)
     lr: float = 1e-4
     weight_decay: float = 1e-6
@@ -48,6 +59,7 @@ class TrainConfig:
     # length (an epoch = one pass over the training images)
     epochs: int | None = None
     steps: int | None = None  # optimiser steps; the first of epochs/steps reached ends the run
+    max_minutes: float | None = None  # also stop (with a checkpoint) after this much wall time in this process
     # feedback
     val_every: int = 500  # optimiser steps between validations (0 = only at the end)
     val_crop: int = 256  # centre crop of each held-out image (0 = whole image)
@@ -59,10 +71,17 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0 = torch's default)
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise SettingsError(None, f"unknown preset {self.preset!r}", f"use one of {', '.join(PRESETS)}")
-        if self.loss not in ("heo", "hyper"):
-            raise SettingsError(None, f"unknown loss {self.loss!r}", "use heo (3-ch) or hyper (96-ch)")
+        if self.model not in MODEL_PRESETS:
+            raise SettingsError(None, f"unknown model {self.model!r}", f"use one of {', '.join(MODEL_PRESETS)}")
+        default_preset, default_loss = MODEL_DEFAULTS[self.model]
+        self.preset = self.preset or default_preset
+        self.loss = self.loss or default_loss
+        presets = MODEL_PRESETS[self.model]
+        if self.preset not in presets:
+            raise SettingsError(None, f"unknown {self.model} preset {self.preset!r}", f"use one of {', '.join(presets)}")
+        if self.loss not in MODEL_LOSSES[self.model]:
+            raise SettingsError(None, f"unknown loss {self.loss!r}",
+                                "use heo (3-ch) or hyper (96-ch)" if self.model == "bakenet" else "use l1+ssim")
         if self.downscale != "auto" and (not str(self.downscale).isdigit() or int(self.downscale) < 1):
             raise SettingsError(None, f"downscale {self.downscale!r} is not 'auto' or a whole factor >= 1",
                                 "use auto, 1 (off), 2, 3 ...")
@@ -72,16 +91,18 @@ class TrainConfig:
                 raise SettingsError(None, f"{name} must be at least 1", f"fix {name} in the config or flags")
 
     @property
-    def model_config(self) -> BakeNetConfig:
-        changes = {k: v for k, v in (("dim", self.dim), ("depth", self.depth)) if v is not None}
+    def model_config(self) -> BakeNetConfig | colorize_model.ColorizeConfig:
+        names = ("dim", "depth") if self.model == "bakenet" else ("width", "levels")
+        changes = {k: v for k, v in zip(names, (self.dim, self.depth)) if v is not None}
         try:
-            return replace(PRESETS[self.preset], **changes)
+            return replace(MODEL_PRESETS[self.model][self.preset], **changes)
         except ValueError as exc:
-            raise SettingsError(None, str(exc), "depth must be a multiple of 10") from None
+            raise SettingsError(None, str(exc), "depth must be a multiple of 10" if self.model == "bakenet"
+                                else "dim (width) and depth (levels) must be positive") from None
 
     @property
     def preset_name(self) -> str:
-        return self.preset if self.model_config == PRESETS[self.preset] else "custom"
+        return self.preset if self.model_config == MODEL_PRESETS[self.model][self.preset] else "custom"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,6 +1,9 @@
 """The training loop (spec/bakenet.md section 6): AdamW, warm-up + exponential decay, gradient
 clipping, EMA, accumulation, NaN-step skip, checkpoints every epoch, exact resume.
 
+The loop is the same for every model; what differs (network, batches, loss, validation, sample
+grids, checkpoint format) lives in a task: ``BakeTask`` below, ``train.colorize.ColorizeTask``.
+
 Run folder:
     checkpoints/last/model.safetensors   EMA weights in the render path's format (bake-seq render)
     checkpoints/last/state.pt            everything needed to continue (tensors and plain containers)
@@ -39,7 +42,78 @@ from .report import plot_losses, save_grid
 VAL_SEED = 1234  # validation degradations never change between runs or resumes
 STATE_FORMAT = 1
 # Settings a resumed run may change without breaking "continues exactly".
-RESUMABLE_CHANGES = {"epochs", "steps", "val_every", "sample_every", "plot_every", "threads", "device", "run"}
+RESUMABLE_CHANGES = {"epochs", "steps", "val_every", "sample_every", "plot_every", "threads", "device", "run",
+                     "max_minutes"}
+
+
+class BakeTask:
+    """BakeNet: darkroom degradations in OklabP, HeoLoss, CIEDE2000 validation."""
+
+    name = "bakenet"
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.cases, self.clean = [], []
+
+    def build_model(self) -> torch.nn.Module:
+        return BakeNet(self.cfg.model_config)
+
+    def loss_fn(self):
+        return make_loss(self.cfg.loss)
+
+    def set_validation(self, images) -> list:
+        self.cases = degraded_cases(images, self.cfg.val_cases, VAL_SEED, self.cfg.strength, self.cfg.val_crop)
+        # Scored too (logged, not used to pick "best"): a model can beat doing nothing on degraded
+        # images while shifting every colour of a clean one (the cpu run's step-50 checkpoint did).
+        self.clean = clean_cases(images, self.cfg.val_crop)
+        return self.cases
+
+    def batch(self, images, micro: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input, target) in OklabP for micro-batch number ``micro`` (counted over the run)."""
+        cfg = self.cfg
+        clean = sample_batch(images, micro * cfg.batch, cfg.batch, cfg.crop, cfg.seed, micro)
+        target = srgb_to_oklabp(clean.to(device))
+        gen = seeded(cfg.seed, micro, 1, device)
+        return darkroom.degrade(target, gen, cfg.strength), target
+
+    def validate(self, ema, device) -> tuple[dict, float, str]:
+        restore = model_method(ema, device)
+        result = score(self.cases, restore)
+        value = result["de2000_mean"]
+        clean = score(self.clean, restore)["de2000_mean"]
+        record = {"val_de2000": value, "val_de2000_p95": result["de2000_p95"], "val_psnr": result["psnr_db"],
+                  "val_clean_de2000": clean}
+        return record, value, f"CIEDE2000 {value:.3f}, on clean images {clean:.3f}"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("degraded", "model", "clean")
+
+    def sample_rows(self, ema, device, training_batch) -> tuple[list, list[str]]:
+        """Before/after rows: validation cases if there are any, else a training batch."""
+        restore = model_method(ema, device)
+        if self.cases:
+            pairs = [(c.given, c.clean, c.name) for c in self.cases[:4]]
+        else:
+            inp, target = training_batch
+            pairs = [(oklabp_to_srgb(i[None].cpu())[0], oklabp_to_srgb(t[None].cpu())[0], f"train {n}")
+                     for n, (i, t) in enumerate(zip(inp, target))]
+        rows = [[x.permute(1, 2, 0).numpy() for x in (given, restore(given), clean)] for given, clean, _ in pairs]
+        return rows, [name for _, _, name in pairs]
+
+    def info(self, training: dict) -> CheckpointInfo:
+        return CheckpointInfo(preset=self.cfg.preset_name, config=self.cfg.model_config, weights="ema",
+                              training=training)
+
+    def save(self, path, model, info) -> None:
+        save_checkpoint(path, model, info)
+
+
+def make_task(cfg: TrainConfig):
+    if cfg.model == "colorize":
+        from .colorize import ColorizeTask
+        return ColorizeTask(cfg)
+    return BakeTask(cfg)
 
 
 class Trainer:
@@ -55,19 +129,17 @@ class Trainer:
             raise SettingsError(None, "no training images given", "pass --data DIR (or --bundled-data DIR)")
         if not (cfg.steps or cfg.epochs):
             raise SettingsError(None, "the run has no length", "pass --steps N or --epochs N")
+        self.task = make_task(cfg)
         self.images = load_folder(cfg.data, cfg.ocio, cfg.input_colorspace, cfg.bit_depth, cfg.downscale)
         val_images = (load_folder(cfg.val_data, cfg.ocio, cfg.input_colorspace, cfg.bit_depth, cfg.downscale)
                       if cfg.val_data else [])
-        self.val_cases = degraded_cases(val_images, cfg.val_cases, VAL_SEED, cfg.strength, cfg.val_crop)
-        # Scored too (logged, not used to pick "best"): a model can beat doing nothing on degraded
-        # images while shifting every colour of a clean one (the cpu run's step-50 checkpoint did).
-        self.val_clean = clean_cases(val_images, cfg.val_crop)
+        self.val_cases = self.task.set_validation(val_images)
         self.steps_per_epoch = math.ceil(len(self.images) / (cfg.batch * cfg.accum))
         self.total_steps = min(n for n in (cfg.steps, cfg.epochs and cfg.epochs * self.steps_per_epoch) if n)
-        self.loss_fn = make_loss(cfg.loss)
+        self.loss_fn = self.task.loss_fn()
 
         torch.manual_seed(cfg.seed)
-        self.model = BakeNet(cfg.model_config).to(self.device)
+        self.model = self.task.build_model().to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step, self.best, self.wall_s, self.skipped = 0, math.inf, 0.0, 0
@@ -108,12 +180,8 @@ class Trainer:
 
     # -- one optimiser step ------------------------------------------------------------------
     def batch(self, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input, target) in OklabP for micro-batch number ``micro`` (counted over the run)."""
-        cfg = self.cfg
-        clean = sample_batch(self.images, micro * cfg.batch, cfg.batch, cfg.crop, cfg.seed, micro)
-        target = srgb_to_oklabp(clean.to(self.device))
-        gen = seeded(cfg.seed, micro, 1, self.device)
-        return darkroom.degrade(target, gen, cfg.strength), target
+        """(input, target) for micro-batch number ``micro`` (counted over the run)."""
+        return self.task.batch(self.images, micro, self.device)
 
     def train_step(self) -> dict:
         cfg = self.cfg
@@ -154,19 +222,21 @@ class Trainer:
         bar = self.progress_bar()
         started = last_line = run_start = time.perf_counter()
         first_step = self.step
+        self.out_of_time = False
         try:
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not self.out_of_time:
                 record = self.train_step()
+                self.out_of_time = bool(cfg.max_minutes) and time.perf_counter() - run_start >= cfg.max_minutes * 60
                 self.log(record)
                 if bar is not None:
                     loss = record["loss"] if record["loss"] is not None else math.nan
                     bar.set_postfix(loss=f"{loss:.3g}", lr=f"{record['lr']:.2e}", refresh=False)
                     bar.update(1)
-                elif time.perf_counter() - last_line > 30 or self.step == self.total_steps:
+                elif time.perf_counter() - last_line > 30 or self.step == self.total_steps or self.out_of_time:
                     last_line = time.perf_counter()
                     rate = (last_line - run_start) / (self.step - first_step)
                     self.echo(self.status_line(record, rate))
-                end = self.step == self.total_steps
+                end = self.step == self.total_steps or self.out_of_time
                 if cfg.sample_every and (self.step % cfg.sample_every == 0 or end):
                     self.save_samples()
                 if self.val_cases and ((cfg.val_every and self.step % cfg.val_every == 0) or end):
@@ -195,36 +265,25 @@ class Trainer:
                 f"({seconds_per_step:.2f} s/step, ETA {eta / 60:.1f} min)")
 
     def validate(self) -> float:
+        """Score the EMA weights on the validation cases (lower is better); keep the best."""
         self.ema.eval()
-        restore = model_method(self.ema, self.device)
-        result = score(self.val_cases, restore)
-        value = result["de2000_mean"]
-        clean = score(self.val_clean, restore)["de2000_mean"]
-        self.log({"step": self.step, "val_de2000": value, "val_de2000_p95": result["de2000_p95"],
-                  "val_psnr": result["psnr_db"], "val_clean_de2000": clean})
+        record, value, text = self.task.validate(self.ema, self.device)
+        self.log({"step": self.step, **record})
         if value < self.best:
             self.best = value
-            save_checkpoint(self.run / "checkpoints" / "best" / "model.safetensors", self.ema,
-                            self.info({"best_val_de2000": value}))
-        self.echo(f"step {self.step}: validation CIEDE2000 {value:.3f} (best {self.best:.3f}), "
-                  f"on clean images {clean:.3f}")
+            self.task.save(self.run / "checkpoints" / "best" / "model.safetensors", self.ema,
+                           self.info({"best_val_de2000": value}))
+        self.echo(f"step {self.step}: validation {text} (best CIEDE2000 {self.best:.3f})")
         return value
 
     def save_samples(self) -> None:
         """Before/after grid: validation cases if there are any, else a training batch."""
         self.ema.eval()
-        restore = model_method(self.ema, self.device)
-        if self.val_cases:
-            pairs = [(c.given, c.clean, c.name) for c in self.val_cases[:4]]
-        else:
-            inp, target = self.batch(0)
-            pairs = [(oklabp_to_srgb(i[None].cpu())[0], oklabp_to_srgb(t[None].cpu())[0], f"train {n}")
-                     for n, (i, t) in enumerate(zip(inp, target))]
-        rows = [[x.permute(1, 2, 0).numpy() for x in (given, restore(given), clean)] for given, clean, _ in pairs]
+        rows, labels = self.task.sample_rows(self.ema, self.device, None if self.val_cases else self.batch(0))
+        columns = [f"{c} (step {self.step})" if c.startswith("model") else c for c in self.task.columns]
         folder = self.run / "samples"
         folder.mkdir(parents=True, exist_ok=True)
-        save_grid(rows, ["degraded", f"model (step {self.step})", "clean"], folder / f"step_{self.step:07d}.png",
-                  [name for _, _, name in pairs])
+        save_grid(rows, columns, folder / f"step_{self.step:07d}.png", labels)
 
     # -- logs, checkpoints, resume -------------------------------------------------------------
     def log(self, record: dict) -> None:
@@ -249,13 +308,12 @@ class Trainer:
             "best_val_de2000": None if math.isinf(self.best) else self.best,
         }
         training.update(extra or {})
-        return CheckpointInfo(preset=cfg.preset_name, config=cfg.model_config, weights="ema",
-                              training=training)
+        return self.task.info(training)
 
     def save(self) -> None:
         # The model file first: resume reads only state.pt, so a crash between the two writes
         # leaves a consistent run (the state is at most one epoch older than the model file).
-        save_checkpoint(self.last / "model.safetensors", self.ema, self.info())
+        self.task.save(self.last / "model.safetensors", self.ema, self.info())
         state = {
             "format": STATE_FORMAT, "step": self.step, "best": self.best, "wall_s": self.wall_s,
             "skipped": self.skipped, "config": self.cfg.to_dict(),
@@ -277,9 +335,12 @@ class Trainer:
                                   "pass --restart to start again") from None
         saved = state["config"]
         changed = sorted(k for k, v in self.cfg.to_dict().items() if saved.get(k) != v and k not in RESUMABLE_CHANGES)
-        if (saved.get("preset"), saved.get("dim"), saved.get("depth")) != (self.cfg.preset, self.cfg.dim, self.cfg.depth):
-            raise SettingsError(str(path), f"this run trains another model ({saved.get('preset')!r}), "
-                                f"not {self.cfg.preset_name!r}", "use the same --preset, another --run folder, or --restart")
+        cfg = self.cfg
+        if ((saved.get("model", "bakenet"), saved.get("preset"), saved.get("dim"), saved.get("depth"))
+                != (cfg.model, cfg.preset, cfg.dim, cfg.depth)):
+            raise SettingsError(str(path), f"this run trains another model ({saved.get('model', 'bakenet')} "
+                                f"{saved.get('preset')!r}), not {cfg.model} {cfg.preset_name!r}",
+                                "use the same --model/--preset, another --run folder, or --restart")
         if changed:
             self.echo(f"note: resuming with changed settings ({', '.join(changed)}); "
                       "the run no longer matches an uninterrupted one")
@@ -296,4 +357,5 @@ class Trainer:
                 "model": str(self.last / "model.safetensors"),
                 "best": str(self.run / "checkpoints" / "best" / "model.safetensors") if self.val_cases else None,
                 "best_val_de2000": None if math.isinf(self.best) else self.best,
-                "wall_s": round(self.wall_s, 1), "skipped_steps": self.skipped}
+                "wall_s": round(self.wall_s, 1), "skipped_steps": self.skipped,
+                "stopped_by_time": getattr(self, "out_of_time", False)}
