@@ -13,7 +13,7 @@ Hosts that cannot import bake_node (Nuke's own Python) get the same declaration 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -94,6 +94,9 @@ class Operator:
     knobs: tuple[Knob, ...] = ()
     halo: int = 0  # context pixels a tile needs on each side
     scale: int = 1  # output size / input size (known after prepare)
+    # True: ``process(rgb, frame, mask=None)`` also takes an H x W float mask (1 = masked, e.g.
+    # damage to repair); hosts with a mask input (ComfyUI's MASK) pass it per frame.
+    accepts_mask: bool = False
 
     def __init__(self):
         self.settings: dict = {}
@@ -132,12 +135,17 @@ class Operator:
         """A frame's H x W alpha -> the alpha to write with ``process``'s result (same size)."""
         return alpha
 
-    def process_frames(self, frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+    def process_frames(self, frames: Iterable[tuple[int, np.ndarray]],
+                       masks: Callable[[int], np.ndarray | None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """(frame number, rgb) pairs -> (frame number, result) pairs, one at a time. Hosts that
         hold a batch (ComfyUI) use this; an operator that needs neighbouring frames overrides it.
-        The next frame is pulled only after a result is taken, so a host can stop in between."""
+        The next frame is pulled only after a result is taken, so a host can stop in between.
+        ``masks`` (frame number -> H x W mask) reaches ``process`` only if ``accepts_mask``."""
         for number, rgb in frames:
-            yield number, self.process(rgb, number)
+            if masks is not None and self.accepts_mask:
+                yield number, self.process(rgb, number, mask=masks(number))
+            else:
+                yield number, self.process(rgb, number)
 
 
 OPERATORS: dict[str, type[Operator]] = {}

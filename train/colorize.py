@@ -104,10 +104,11 @@ def grey_input(case: DamageCase) -> torch.Tensor:
 
 def telea(case: DamageCase) -> torch.Tensor:
     """Baseline: OpenCV's Telea inpainting of the grey frame (radius 3 px) with the true mask,
-    replicated to RGB (no colour)."""
-    lightness = ((case.lightness[0] + 1) / 2).numpy().astype(np.float32)
+    replicated to RGB (no colour). Inpainted as 16-bit codes of Oklab lightness: OpenCV 5.0's
+    float32 path returns garbage (values far outside the input's range; tests/colorize)."""
+    codes = np.round(((case.lightness[0] + 1) / 2).clamp(0, 1).numpy() * 65535).astype(np.uint16)
     mask = (case.mask[0].numpy() > 0.5).astype(np.uint8)
-    filled = cv2.inpaint(lightness, mask, 3, cv2.INPAINT_TELEA)
+    filled = cv2.inpaint(codes, mask, 3, cv2.INPAINT_TELEA).astype(np.float32) / 65535
     return grey_srgb(torch.from_numpy(filled * 2 - 1)[None])
 
 

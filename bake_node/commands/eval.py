@@ -10,12 +10,16 @@ EPILOG = """\b
 Examples:
   bake-seq eval --data data/bundled/holdout                      # the shipped model
   bake-seq eval --data holdout/ --checkpoint runs/v5/checkpoints/best/model.safetensors -o eval_v5
+  bake-seq eval --model colorize --data data/bundled/holdout -o eval-colorize   # the shipped colorize model
 """
 
 
 @click.command("eval", epilog=EPILOG)
+@click.option("--model", "model_name", default="bakenet", show_default=True,
+              type=click.Choice(["bakenet", "colorize"]), help="which model's checkpoint and scores")
 @click.option("--data", required=True, type=click.Path(file_okay=False), help="folder of clean held-out images")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), help="BakeNet .safetensors [default: the shipped model]")
+@click.option("--checkpoint", type=click.Path(dir_okay=False),
+              help="BakeNet (or colorize) .safetensors [default: the shipped model]")
 @click.option("-o", "--out", default="bake-eval", show_default=True, type=click.Path(file_okay=False),
               help="folder for eval.json and eval.md")
 @click.option("--cases", default=4, show_default=True, type=click.IntRange(1, 255),
@@ -28,15 +32,23 @@ Examples:
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True)
 @click.option("--precision", default="fp32", type=click.Choice(["fp32", "bf16"]), show_default=True,
               help="model arithmetic, as `render --precision` (to measure what bf16 costs)")
-def command(data, checkpoint, out, cases, seed, crop, downscale, device, precision):
+def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, device, precision):
     """Score a checkpoint against doing nothing and grey-world white balance.
 
     Each clean image gets fixed-seed darkroom degradations (the ones the model is trained to
     undo) and is also given undegraded (a restorer must not damage a clean frame). Reports mean
     and 95th-percentile CIEDE2000 over all pixels and mean PSNR; writes OUT/eval.json and
     OUT/eval.md. The model runs through the render path (the Bake operator).
+
+    --model colorize: each image becomes greyscale (Oklab lightness) with fixed-seed synthetic
+    damage; scores SSIM over the frame and over the damaged pixels and CIEDE2000 to the colour
+    original for the grey input, OpenCV Telea inpainting of the grey, and the model (through the
+    Colorize operator) with the true mask and finding the damage itself.
     """
     import torch
+
+    if model_name == "colorize":
+        return colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device)
 
     from bake_node.node import get_operator
     from train.data import load_folder
@@ -60,5 +72,43 @@ def command(data, checkpoint, out, cases, seed, crop, downscale, device, precisi
     (folder / "eval.md").write_text(f"Checkpoint `{Path(op.checkpoint.path).name}` (preset {report['preset']}), "
                                     f"images: {', '.join(report['images'])}; {cases} degradations each, "
                                     f"seed {report['seed']}.\n\n{table}")
+    click.echo(table)
+    click.echo(f"wrote {folder / 'eval.json'} and {folder / 'eval.md'}", err=True)
+
+
+def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -> None:
+    import torch
+
+    from bake_node.node import get_operator
+    from train.colorize import EVAL_SEED, grey_input, markdown_table, run_eval, telea
+    from train.data import load_folder
+
+    images = load_folder(data, downscale=downscale)
+    op = get_operator("colorize")
+    op.prepare({"colorize_checkpoint": checkpoint, "device": device, "tile": 0, "detect_damage": True})
+
+    def through_operator(give_mask: bool):
+        def run(case):
+            grey = case.grey.permute(1, 2, 0).contiguous().numpy()
+            result = op.process(grey, 0, mask=case.mask[0].numpy() if give_mask else None)
+            return torch.from_numpy(result).permute(2, 0, 1).clamp(0.0, 1.0)
+        return run
+
+    methods = {"grey input (damage left in)": grey_input, "Telea inpainting, grey (true mask)": telea,
+               "model, true mask": through_operator(True), "model, damage found by the model": through_operator(False)}
+    report = run_eval(images, methods, cases, EVAL_SEED if seed is None else seed, crop=crop)
+    info = op.checkpoint.info
+    report.update({"model": "colorize", "checkpoint": op.checkpoint.path, "checkpoint_sha256": op.checkpoint.sha256,
+                   "preset": info.preset, "training_steps": info.training.get("steps"), "data": data,
+                   "downscale": downscale})
+    table = markdown_table(report["results"])
+    cover = report["mask_coverage"]
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    (folder / "eval.md").write_text(
+        f"Checkpoint `{Path(op.checkpoint.path).name}` (colorize, preset {info.preset}), images: "
+        f"{', '.join(report['images'])}; {cases} fixed-seed damage masks each (seed {report['seed']}, "
+        f"coverage {cover['min']:.1%}-{cover['max']:.1%}, mean {cover['mean']:.1%}).\n\n{table}")
     click.echo(table)
     click.echo(f"wrote {folder / 'eval.json'} and {folder / 'eval.md'}", err=True)

@@ -4,7 +4,8 @@ ComfyUI's IMAGE is float32 [B, H, W, C], sRGB-encoded, nominally 0..1: exactly t
 contract's working space (sRGB Encoded Rec.709), so operator nodes hand frames to the operator
 as they are. Plate nodes convert between a plate's colour space and that working space with
 OCIO, as `bake-seq render` does; values outside [0, 1] (scene-linear highlights) are kept.
-MASK follows ComfyUI's LoadImage: 1 - alpha.
+MASK follows ComfyUI's LoadImage: 1 - alpha. Operators that take a mask (``accepts_mask``, e.g.
+colorize's damage mask) get an optional MASK input, handed to the operator frame by frame.
 
 One node per registered operator is generated from its knobs; nothing here names an operator.
 """
@@ -58,7 +59,11 @@ class OperatorNode:
         knobs = {k.name: knob_input(k) for k in cls.operator.all_knobs()}
         first = ("INT", {"default": 1001, "min": -10**7, "max": 10**7,
                          "tooltip": "frame number of the first image (operators that vary per frame use it)"})
-        return {"required": {"image": ("IMAGE",), **knobs}, "optional": {"first_frame": first}}
+        optional = {"first_frame": first}
+        if cls.operator.accepts_mask:
+            optional["mask"] = ("MASK", {"tooltip": "1 = masked (e.g. damaged pixels); one mask per image, "
+                                                    "or one for the whole batch"})
+        return {"required": {"image": ("IMAGE",), **knobs}, "optional": optional}
 
     @classmethod
     def prepared(cls, settings: dict) -> Operator:
@@ -70,11 +75,15 @@ class OperatorNode:
             cls._prepared = (key, op)
         return cls._prepared[1]
 
-    def run(self, image, first_frame=1001, **knobs):
+    def run(self, image, first_frame=1001, mask=None, **knobs):
         op = self.prepared(self.operator.settings_from(knobs))
         frames = ((first_frame + i, np.ascontiguousarray(image[i, :, :, :3].cpu().numpy()))
                   for i in range(image.shape[0]))
-        results = [result for _, result in op.process_frames(each_frame(frames, image.shape[0]))]
+        masks = None
+        if mask is not None and op.accepts_mask:
+            batch = per_image_masks(mask, image)
+            masks = lambda number: batch[number - first_frame]  # noqa: E731
+        results = [result for _, result in op.process_frames(each_frame(frames, image.shape[0]), masks)]
         out = torch.from_numpy(np.stack(results)).to(torch.float32)
         if image.shape[-1] == 4:  # alpha passes through, resized with the frame by scaling operators
             alphas = [op.process_alpha(np.ascontiguousarray(image[i, :, :, 3].cpu().numpy()), first_frame + i)
@@ -85,6 +94,18 @@ class OperatorNode:
             before = torch.nn.functional.interpolate(before.movedim(-1, 1), size=tuple(out.shape[1:3]),
                                                      mode="nearest").movedim(1, -1)
         return out, before_after(before, out)
+
+
+def per_image_masks(mask: torch.Tensor, image: torch.Tensor) -> np.ndarray:
+    """ComfyUI MASK ([B, H, W], [H, W] or [1, H, W] for all) -> float32 [B, H, W] for ``image``."""
+    mask = mask.reshape(-1, *mask.shape[-2:]).cpu().to(torch.float32)
+    if mask.shape[-2:] != image.shape[1:3]:
+        raise ValueError(f"mask {tuple(mask.shape[-2:])} and image {tuple(image.shape[1:3])} differ in size")
+    if mask.shape[0] == 1:
+        mask = mask.expand(image.shape[0], -1, -1)
+    if mask.shape[0] != image.shape[0]:
+        raise ValueError(f"{mask.shape[0]} masks for {image.shape[0]} images: give one per image or one for all")
+    return np.ascontiguousarray(mask.numpy())
 
 
 def operator_node(op: type[Operator]) -> type:

@@ -1,0 +1,129 @@
+"""The Colorize operator: a greyscale (or faded) plate -> colour, with damaged regions repaired.
+
+sRGB -> OklabP lightness (the grey the model was trained on: for a grey plate, R = G = B, it is
+exactly the plate's lightness) -> ColorizeNet (tiled, halo >= its receptive radius, tiles and
+halo multiples of 2**levels) -> OklabP -> sRGB. Outside the damage the output keeps the input's
+lightness exactly; the network adds a and b everywhere and fills L inside the damage.
+
+Damage comes from, in this order: a mask handed to ``process`` (ComfyUI's MASK input), the
+``mask`` knob (a frame pattern such as masks/####.png read per frame, or one file for every
+frame; white = damaged), or, with ``detect_damage`` on, the network's own damage head.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..colorize_checkpoint import LoadedColorize, load_colorize
+from ..engine import auto_tile, make_deterministic, pick_device, run_tiled
+from ..errors import CheckpointError
+from ..node import Knob, Operator, register
+from ..palette import oklabp_to_srgb, srgb_to_oklabp
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "weights" / "colorize-default.safetensors"
+ACTIVATION_CHANNELS = 6  # x the model's width: a conservative per-pixel memory estimate for auto_tile
+
+_CACHE: dict = {}
+
+
+def load_cached(path: str) -> LoadedColorize:
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise CheckpointError(path, "checkpoint file not found", "check the --colorize-checkpoint path") from None
+    key = (os.path.realpath(path), st.st_mtime_ns, st.st_size)  # a re-trained file reloads
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = load_colorize(path)
+    return _CACHE[key]
+
+
+def read_mask(pattern: str, frame: int, shape: tuple[int, int]) -> np.ndarray:
+    """The mask for ``frame``: H x W float32, 1 = damaged (a pixel whose colour channels average
+    0.5 or more). A pattern without a frame token (####, @, %04d, $F) is one mask for all frames."""
+    from sequences.errors import PlateError
+    from sequences.pattern import FramePattern
+    from sequences.plate import read_plate
+
+    from ..render import has_padding_token
+
+    path = FramePattern.parse(pattern).path(frame) if has_padding_token(pattern) else pattern
+    if not os.path.isfile(path):
+        raise PlateError(path, f"mask for frame {frame} not found",
+                         "give every rendered frame a mask (white = damaged), or drop --mask")
+    plate = read_plate(path, None)
+    pixels = plate.pixels
+    if plate.header.alpha_channel >= 0 and pixels.shape[2] > 1:
+        pixels = np.delete(pixels, plate.header.alpha_channel, axis=2)
+    if pixels.shape[:2] != tuple(shape):
+        raise PlateError(path, f"mask is {pixels.shape[1]}x{pixels.shape[0]} but the frame is {shape[1]}x{shape[0]}",
+                         "make the masks the plate's size")
+    return (pixels.mean(axis=2) >= 0.5).astype(np.float32)
+
+
+@register
+class Colorize(Operator):
+    name = "colorize"
+    label = "Colorize + Repair Damage"
+    accepts_mask = True
+    knobs = (
+        Knob("colorize_checkpoint", "path", None,
+             "colorize model (.safetensors from `bake-seq train --model colorize`); default: the shipped model"),
+        Knob("mask", "path", None, "damage masks, white = damaged: a frame pattern such as masks/####.png read "
+             "per frame, or one file for every frame; blank: no mask (see detect_damage)"),
+        Knob("detect_damage", bool, True, "without a mask, let the model find damage and repair it; "
+             "off: colourise only and keep every pixel's lightness"),
+    )
+
+    def prepare(self, settings: dict) -> None:
+        super().prepare(settings)
+        path = self.settings.get("colorize_checkpoint") or (str(DEFAULT_CHECKPOINT) if DEFAULT_CHECKPOINT.exists() else "")
+        if not path:
+            raise CheckpointError(None, "no colorize checkpoint given and no default model is installed",
+                                  "pass --colorize-checkpoint FILE.safetensors")
+        self.checkpoint = load_cached(path)
+        self.settings["colorize_checkpoint"] = self.checkpoint.path
+        self.device = pick_device(self.settings["device"])
+        make_deterministic()
+        self.model = self.checkpoint.model.to(self.device)
+        config = self.checkpoint.info.config
+        self.multiple, self.halo = config.multiple, config.halo
+        self._lock = threading.Lock()
+
+    def fingerprint(self) -> dict:
+        # The mask *pattern* is part of it; edits to mask files are not seen (re-render with --overwrite).
+        return {"op": self.name, "checkpoint_sha256": self.checkpoint.sha256, "preset": self.checkpoint.info.preset,
+                "mask": self.settings.get("mask") or None, "detect_damage": bool(self.settings["detect_damage"])}
+
+    def tile_size(self, height: int, width: int) -> int:
+        """A multiple of 2**levels (0 = whole frame): tiles then line up with the frame's pooling grid."""
+        tile = self.settings["tile"] or auto_tile(height, width, self.halo,
+                                                  ACTIVATION_CHANNELS * self.checkpoint.info.config.width, self.device)
+        if tile <= 0 or tile >= max(height, width):
+            return 0
+        return max(self.multiple, tile // self.multiple * self.multiple)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        lab = self.model(x)[:, :3]
+        return oklabp_to_srgb(lab.double()).float()  # per tile: no whole-frame float64 copies
+
+    def process(self, rgb: np.ndarray, frame: int, mask: np.ndarray | None = None) -> np.ndarray:
+        height, width = rgb.shape[:2]
+        if mask is None and self.settings.get("mask"):
+            mask = read_mask(self.settings["mask"], frame, (height, width))
+        srgb = torch.from_numpy(np.clip(rgb, 0.0, 1.0)).permute(2, 0, 1)[None]
+        lightness = srgb_to_oklabp(srgb.double())[:, :1].float()
+        if mask is not None:
+            damage = torch.from_numpy((np.asarray(mask, np.float32) >= 0.5).astype(np.float32))[None, None]
+            x = torch.cat([lightness, damage, torch.ones_like(lightness)], dim=1)
+        elif self.settings["detect_damage"]:
+            x = torch.cat([lightness, torch.zeros_like(lightness), torch.zeros_like(lightness)], dim=1)
+        else:  # "no damage here": colour only
+            x = torch.cat([lightness, torch.zeros_like(lightness), torch.ones_like(lightness)], dim=1)
+        with self._lock:  # one model, one frame at a time
+            result = run_tiled(self._run, x, self.tile_size(height, width), self.halo, self.device)
+        return np.ascontiguousarray(result[0].permute(1, 2, 0).numpy())
