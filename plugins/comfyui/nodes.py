@@ -5,7 +5,8 @@ contract's working space (sRGB Encoded Rec.709), so operator nodes hand frames t
 as they are. Plate nodes convert between a plate's colour space and that working space with
 OCIO, as `bake-seq render` does; values outside [0, 1] (scene-linear highlights) are kept.
 MASK follows ComfyUI's LoadImage: 1 - alpha. Operators that take a mask (``accepts_mask``, e.g.
-colorize's damage mask) get an optional MASK input, handed to the operator frame by frame.
+colorize's damage mask) get an optional MASK input named ``mask_input`` (an operator may have a
+knob called ``mask``), handed to the operator frame by frame; it wins over any mask knob.
 
 One node per registered operator is generated from its knobs; nothing here names an operator.
 """
@@ -27,6 +28,7 @@ from sequences.plate import write_plate
 from .host import CATEGORY, each_frame, knob_input, resolve
 
 COMPARE_MODES = ("split", "side_by_side")
+MASK_INPUT = "mask_input"  # the optional MASK input of operators that accept a mask
 
 
 def before_after(before: torch.Tensor, after: torch.Tensor, mode: str = "split") -> torch.Tensor:
@@ -61,8 +63,8 @@ class OperatorNode:
                          "tooltip": "frame number of the first image (operators that vary per frame use it)"})
         optional = {"first_frame": first}
         if cls.operator.accepts_mask:
-            optional["mask"] = ("MASK", {"tooltip": "1 = masked (e.g. damaged pixels); one mask per image, "
-                                                    "or one for the whole batch"})
+            optional[MASK_INPUT] = ("MASK", {"tooltip": "1 = masked (e.g. damaged pixels); one mask per image, "
+                                                        "or one for the whole batch; wins over a mask knob"})
         return {"required": {"image": ("IMAGE",), **knobs}, "optional": optional}
 
     @classmethod
@@ -75,7 +77,8 @@ class OperatorNode:
             cls._prepared = (key, op)
         return cls._prepared[1]
 
-    def run(self, image, first_frame=1001, mask=None, **knobs):
+    def run(self, image, first_frame=1001, mask_input=None, **knobs):
+        mask = mask_input
         op = self.prepared(self.operator.settings_from(knobs))
         frames = ((first_frame + i, np.ascontiguousarray(image[i, :, :, :3].cpu().numpy()))
                   for i in range(image.shape[0]))
