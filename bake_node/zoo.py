@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import pickle
+import re
 import threading
 import warnings
 from contextlib import contextmanager
@@ -92,13 +93,14 @@ def read_state_dict(path: str) -> dict:
             raise CheckpointError(path, f"cannot read safetensors ({first_line(exc)})",
                                   "the file is truncated or corrupt: download it again") from None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with quiet_warnings():  # e.g. "pickle protocol 4 ... might not be supported"
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        refused = first_line(exc).split("Please file an issue")[0].strip()
-        raise CheckpointError(path, "refused to unpickle: the file holds code or objects, not "
-                              f"just tensors ({refused[:160]})",
-                              "get a .safetensors version, or re-save the state dict from a trusted "
-                              "environment") from None
+        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"names {named[1]}" if named else "holds code or objects"
+        raise CheckpointError(path, f"refused to unpickle: the file {what}, not just tensors (nothing "
+                              "was run)", "get a .safetensors version, or re-save the state dict from a "
+                              "trusted environment") from None
     except RuntimeError as exc:
         if "TorchScript" in str(exc):
             raise CheckpointError(path, "is a TorchScript archive (code), which bake-seq does not run",
@@ -115,8 +117,9 @@ def read_state_dict(path: str) -> dict:
 
 
 def first_line(exc: BaseException) -> str:
+    """The first sentence of an exception's text (library messages run to paragraphs)."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
 
 
 def _gfpgan(model, image):
