@@ -93,3 +93,20 @@ def test_train_command_and_wall_budget(colour_folder, tmp_path):
     other = CliRunner().invoke(cli, ["train", "--data", str(colour_folder), "--run", str(run), "--preset", "cpu",
                                      "--steps", "1", "--resume"])
     assert other.exit_code == 2 and "trains another model" in other.output
+
+
+def test_resume_continues_exactly(colour_folder, tmp_path):
+    quiet = {"echo": lambda _: None}
+    whole = Trainer(tiny(colour_folder, tmp_path / "whole", steps=3), **quiet)
+    whole.fit()
+    Trainer(tiny(colour_folder, tmp_path / "split", steps=2), **quiet).fit()
+    resumed = Trainer(tiny(colour_folder, tmp_path / "split", steps=3), **quiet)
+    assert resumed.step == 2
+    resumed.fit()
+
+    def losses(run):
+        return [r["loss"] for r in map(json.loads, (tmp_path / run / "log.jsonl").read_text().splitlines())]
+
+    assert losses("split") == losses("whole")
+    for a, b in zip(whole.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b)
