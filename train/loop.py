@@ -143,6 +143,7 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step, self.best, self.wall_s, self.skipped = 0, math.inf, 0.0, 0
+        self.out_of_time = False  # set by fit() when --max-minutes ran out
 
         self.run = Path(cfg.run)
         self.last = self.run / "checkpoints" / "last"
@@ -358,4 +359,4 @@ class Trainer:
                 "best": str(self.run / "checkpoints" / "best" / "model.safetensors") if self.val_cases else None,
                 "best_val_de2000": None if math.isinf(self.best) else self.best,
                 "wall_s": round(self.wall_s, 1), "skipped_steps": self.skipped,
-                "stopped_by_time": getattr(self, "out_of_time", False)}
+                "stopped_by_time": self.out_of_time}
