@@ -93,9 +93,10 @@ def default_exe() -> str:
 def plan_job(ctx: click.Context, render: click.Command, sequence: str, opts: dict, chunk: int,
              exe: str | None, name: str | None) -> FarmJob:
     """Plan the shot here, so a bad plate, colour space or output fails now, not on every node."""
-    from bake_node.cli import make_request
+    from bake_node.cli import apply_config, make_request
     from bake_node.render import plan_render
 
+    apply_config(dict(opts))  # a bad --config file (unreadable, unknown knob) fails here too
     plan = plan_render(make_request(sequence, **opts))
     plate = absolute(str(plan.pattern))
     return FarmJob(name or f"bake-seq {os.path.basename(plate)}", exe or default_exe(), plate,

@@ -142,3 +142,11 @@ def test_default_executable_is_absolute(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     with pytest.raises(Exception, match="--bake-seq-exe"):
         default_exe()
+
+
+def test_submit_reads_the_settings_file_before_the_farm(tmp_path, plate, bake_seq_exe):
+    settings = tmp_path / "zoo.yaml"
+    settings.write_text("op: zoo\nzoo_overlapp: 48\n")  # a misspelt knob
+    result = bake("submit", "openjd", plate, "--config", settings, "--bundle", tmp_path / "job",
+                  "--bake-seq-exe", bake_seq_exe, code=2)
+    assert "zoo.yaml" in result.stderr and not (tmp_path / "job").exists()
