@@ -75,6 +75,10 @@ def given_value(param: click.Option, tmp_path: Path) -> list[str]:
         config = tmp_path / "studio.ocio"
         config.write_text(ocio_lib.Config.CreateFromFile(DEFAULT_CONFIG).serialize())
         value = str(config)
+    elif param.name == "config":  # a real settings file: submit reads it
+        settings = tmp_path / "bake.yaml"
+        settings.write_text("op: bake\nsettings:\n  range_policy: clip\n")
+        value = str(settings)
     elif param.name in special:
         value = special[param.name]
     elif isinstance(param.type, click.Choice):
@@ -146,7 +150,7 @@ def test_default_executable_is_absolute(tmp_path, monkeypatch):
 
 def test_submit_reads_the_settings_file_before_the_farm(tmp_path, plate, bake_seq_exe):
     settings = tmp_path / "zoo.yaml"
-    settings.write_text("op: zoo\nzoo_overlapp: 48\n")  # a misspelt knob
+    settings.write_text("op: zoo\nsettings:\n  zoo_overlapp: 48\n")  # a misspelt knob
     result = bake("submit", "openjd", plate, "--config", settings, "--bundle", tmp_path / "job",
                   "--bake-seq-exe", bake_seq_exe, code=2)
     assert "zoo.yaml" in result.stderr and not (tmp_path / "job").exists()
