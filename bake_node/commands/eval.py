@@ -80,7 +80,7 @@ def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -
     import torch
 
     from bake_node.node import get_operator
-    from train.colorize import EVAL_SEED, grey_input, markdown_table, run_eval, telea
+    from train.colorize import EVAL_SEED, grey_input, grey_lightness, grey_srgb, markdown_table, run_eval, telea
     from train.data import load_folder
 
     images = load_folder(data, downscale=downscale)
@@ -94,8 +94,12 @@ def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -
             return torch.from_numpy(result).permute(2, 0, 1).clamp(0.0, 1.0)
         return run
 
+    def lightness_only(method):  # the model's repair without its colour: how much colour costs
+        return lambda case: grey_srgb(grey_lightness(method(case)[None])[0])
+
     methods = {"grey input (damage left in)": grey_input, "Telea inpainting, grey (true mask)": telea,
-               "model, true mask": through_operator(True), "model, damage found by the model": through_operator(False)}
+               "model, true mask": through_operator(True), "model, damage found by the model": through_operator(False),
+               "model's lightness only (grey), true mask": lightness_only(through_operator(True))}
     report = run_eval(images, methods, cases, EVAL_SEED if seed is None else seed, crop=crop)
     info = op.checkpoint.info
     report.update({"model": "colorize", "checkpoint": op.checkpoint.path, "checkpoint_sha256": op.checkpoint.sha256,

@@ -74,6 +74,7 @@ def test_eval_command(tmp_path, colorize_checkpoint):
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "eval.json").read_text())
     assert set(report["results"]) == {"grey input (damage left in)", "Telea inpainting, grey (true mask)",
-                                      "model, true mask", "model, damage found by the model"}
+                                      "model, true mask", "model, damage found by the model",
+                                      "model's lightness only (grey), true mask"}
     assert all(r["cases"] == 2 for r in report["results"].values())
     assert "SSIM (damaged px)" in (tmp_path / "out" / "eval.md").read_text()
