@@ -78,13 +78,12 @@ class OperatorNode:
         return cls._prepared[1]
 
     def run(self, image, first_frame=1001, mask_input=None, **knobs):
-        mask = mask_input
         op = self.prepared(self.operator.settings_from(knobs))
         frames = ((first_frame + i, np.ascontiguousarray(image[i, :, :, :3].cpu().numpy()))
                   for i in range(image.shape[0]))
         masks = None
-        if mask is not None and op.accepts_mask:
-            batch = per_image_masks(mask, image)
+        if mask_input is not None and op.accepts_mask:
+            batch = per_image_masks(mask_input, image)
             masks = lambda number: batch[number - first_frame]  # noqa: E731
         results = [result for _, result in op.process_frames(each_frame(frames, image.shape[0]), masks)]
         out = torch.from_numpy(np.stack(results)).to(torch.float32)
