@@ -237,6 +237,7 @@ def render_cmd(sequence, json_summary, quiet, **opts):
     plan = plan_render(request)
     op = operator_for(opts)
     todo, done = pending_frames(plan, op)
+    op.check_frames(todo)
     log = Reporter(len(todo), quiet or json_summary and not sys.stderr.isatty())
     chunk = f"chunk {format_frame_ranges(plan.frames)}"  # one farm task's frames, greppable in its log
     log.line(f"{chunk} start: {len(plan.frames)} frames of {plan.pattern} -> {plan.output}; "

@@ -128,6 +128,10 @@ class Operator:
         return {"op": self.name, **{k.name: self.settings.get(k.name) for k in self.knobs
                                      if k.affects_result}}
 
+    def check_frames(self, frames: list[int]) -> None:
+        """Called before the first frame is rendered: raise a user error for inputs of its own
+        (per-frame masks, say) that are missing, so a run fails before it starts, not midway."""
+
     def process(self, rgb: np.ndarray, frame: int) -> np.ndarray:
         raise NotImplementedError
 

@@ -42,19 +42,35 @@ def load_cached(path: str) -> LoadedColorize:
     return _CACHE[key]
 
 
-def read_mask(pattern: str, frame: int, shape: tuple[int, int]) -> np.ndarray:
-    """The mask for ``frame``: H x W float32, 1 = damaged (a pixel whose colour channels average
-    0.5 or more). A pattern without a frame token (####, @, %04d, $F) is one mask for all frames."""
-    from sequences.errors import PlateError
+def mask_path(pattern: str, frame: int) -> str:
+    """The mask file for ``frame``. A pattern without a frame token (####, @, %04d, $F) is one
+    mask for all frames."""
     from sequences.pattern import FramePattern
-    from sequences.plate import read_plate
 
     from ..render import has_padding_token
 
-    path = FramePattern.parse(pattern).path(frame) if has_padding_token(pattern) else pattern
-    if not os.path.isfile(path):
-        raise PlateError(path, f"mask for frame {frame} not found",
+    return FramePattern.parse(pattern).path(frame) if has_padding_token(pattern) else pattern
+
+
+def check_masks(pattern: str, frames: list[int]) -> None:
+    """Every frame to render has its mask file, or one line names the first missing one."""
+    from sequences.errors import PlateError
+
+    missing = [n for n in frames if not os.path.isfile(mask_path(pattern, n))]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise PlateError(mask_path(pattern, missing[0]), f"mask for frame {missing[0]} not found{more}",
                          "give every rendered frame a mask (white = damaged), or drop --mask")
+
+
+def read_mask(pattern: str, frame: int, shape: tuple[int, int]) -> np.ndarray:
+    """The mask for ``frame``: H x W float32, 1 = damaged (a pixel whose colour channels average
+    0.5 or more)."""
+    from sequences.errors import PlateError
+    from sequences.plate import read_plate
+
+    check_masks(pattern, [frame])
+    path = mask_path(pattern, frame)
     plate = read_plate(path, None)
     pixels = plate.pixels
     if plate.header.alpha_channel >= 0 and pixels.shape[2] > 1:
@@ -98,6 +114,10 @@ class Colorize(Operator):
         # The mask *pattern* is part of it; edits to mask files are not seen (re-render with --overwrite).
         return {"op": self.name, "checkpoint_sha256": self.checkpoint.sha256, "preset": self.checkpoint.info.preset,
                 "mask": self.settings.get("mask") or None, "detect_damage": bool(self.settings["detect_damage"])}
+
+    def check_frames(self, frames: list[int]) -> None:
+        if self.settings.get("mask"):
+            check_masks(self.settings["mask"], frames)
 
     def tile_size(self, height: int, width: int) -> int:
         """A multiple of 2**levels (0 = whole frame): tiles then line up with the frame's pooling grid."""

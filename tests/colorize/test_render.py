@@ -86,5 +86,9 @@ def test_mask_changes_the_fingerprint_and_a_missing_mask_frame_is_named(tmp_path
     missing = render(src, *common, "--mask", masks / "m.####.png", "--overwrite", code=3)
     assert "m.1002.png" in missing.output and "mask for frame 1002 not found" in missing.output
     assert "Traceback" not in missing.output
+    fresh = tmp_path / "fresh"  # checked before the first frame: frame 1001 is not rendered either
+    render(src, "--op", "colorize", "--colorize-checkpoint", colorize_checkpoint, "-o", fresh / "c.####.png",
+           "--mask", masks / "m.####.png", code=3)
+    assert not list(fresh.glob("*.png"))
     single = render(src, *common, "--mask", masks / "m.1001.png", "--json")  # one mask for all frames
     assert summary(single)["rendered"] == len(FRAMES)
