@@ -16,6 +16,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
+
+
+def file_key(path: str, missing: str, fix: str) -> tuple[str, int, int]:
+    """(real path, mtime, size): the key model caches use, so a file re-trained or re-downloaded
+    under the same name reloads. A missing file is a CheckpointError with ``missing`` and ``fix``."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise CheckpointError(path, missing, fix) from None
+    return os.path.realpath(path), st.st_mtime_ns, st.st_size
 from .model import PRESETS, BakeNet, BakeNetConfig
 
 FORMAT_VERSION = 1

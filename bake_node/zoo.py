@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import torch
 
+from .checkpoint import file_key
 from .errors import CheckpointError, SettingsError
 
 WHERE_WEIGHTS_COME_FROM = ("weights are not shipped: download a .safetensors or .pth from the "
@@ -265,11 +266,7 @@ def _cached(path: str, mtime_ns: int, size: int) -> ZooModel:
 def load_cached(path: str | None) -> ZooModel:
     if not path:
         raise CheckpointError(None, "no weights given (--op zoo needs --weights FILE)", WHERE_WEIGHTS_COME_FROM)
-    try:
-        st = os.stat(path)
-    except OSError:
-        raise CheckpointError(path, "weight file not found", WHERE_WEIGHTS_COME_FROM) from None
-    return _cached(os.path.realpath(path), st.st_mtime_ns, st.st_size)
+    return _cached(*file_key(path, "weight file not found", WHERE_WEIGHTS_COME_FROM))
 
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -1,7 +1,6 @@
 """The Bake colour-restoration operator: sRGB -> OklabP -> BakeNet (tiled) -> OklabP -> sRGB."""
 from __future__ import annotations
 
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -9,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import LoadedCheckpoint, load_checkpoint
+from ..checkpoint import LoadedCheckpoint, file_key, load_checkpoint
 from ..engine import auto_tile, make_deterministic, pick_device, run_tiled
 from ..errors import CheckpointError
 from ..fast import FastBakeNet
@@ -33,11 +32,7 @@ def _cached(path: str, mtime_ns: int, size: int) -> LoadedCheckpoint:
 
 
 def load_cached(path: str) -> LoadedCheckpoint:
-    try:
-        st = os.stat(path)
-    except OSError:
-        raise CheckpointError(path, "checkpoint file not found", "check the --checkpoint path") from None
-    return _cached(os.path.realpath(path), st.st_mtime_ns, st.st_size)
+    return _cached(*file_key(path, "checkpoint file not found", "check the --checkpoint path"))
 
 
 _FAST: dict = {}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checkpoint import file_key
 from ..colorize_checkpoint import LoadedColorize, load_colorize
 from ..engine import auto_tile, make_deterministic, pick_device, run_tiled
 from ..errors import CheckpointError
@@ -31,11 +32,7 @@ _CACHE: dict = {}
 
 
 def load_cached(path: str) -> LoadedColorize:
-    try:
-        st = os.stat(path)
-    except OSError:
-        raise CheckpointError(path, "checkpoint file not found", "check the --colorize-checkpoint path") from None
-    key = (os.path.realpath(path), st.st_mtime_ns, st.st_size)  # a re-trained file reloads
+    key = file_key(path, "checkpoint file not found", "check the --colorize-checkpoint path")
     if key not in _CACHE:
         _CACHE.clear()
         _CACHE[key] = load_colorize(path)
