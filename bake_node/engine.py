@@ -196,13 +196,12 @@ def _run_blended(fn, image: torch.Tensor, tile: int, overlap: int, scale: int, d
     if len(ys) == len(xs) == 1:  # one tile: no blending, bit-identical to an untiled pass
         with torch.inference_mode():
             return fn(image.to(device)).float().cpu()
+    h, w = min(tile, height), min(tile, width)
+    columns = [blend_window(x, w, width, overlap, scale) for x in xs]  # the same for every row
     out = weight = None
     for y in ys:
-        h = min(tile, height)
         wy = blend_window(y, h, height, overlap, scale)
-        for x in xs:
-            w = min(tile, width)
-            wx = blend_window(x, w, width, overlap, scale)
+        for x, wx in zip(xs, columns):
             with torch.inference_mode():
                 result = fn(image[:, :, y:y + h, x:x + w].to(device)).float().cpu()
             if out is None:
