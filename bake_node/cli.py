@@ -282,10 +282,7 @@ def config_cmd(output, **opts):
 
     opts = apply_config(opts)
     name = opts.pop("op_name")
-    cls = all_operators().get(name)
-    if cls is None:
-        raise SettingsError(None, f"unknown operator {name!r}", f"choose one of {', '.join(sorted(all_operators()))}")
-    own = {k.name for k in cls.all_knobs()}
+    own = {k.name for k in get_operator(name).all_knobs()}  # an unknown name is get_operator's error
     foreign = sorted(k for k, v in opts.items() if v is not None and k not in own)
     if foreign:
         raise SettingsError(None, f"--{foreign[0].replace('_', '-')} is not a setting of operator {name}",
