@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .palette import srgb_to_oklabp
+
 IN_CHANNELS = 3
 OUT_CHANNELS = 4
 
@@ -125,6 +127,21 @@ class ColorizeNet(nn.Module):
         damage = given * mask + (1.0 - given) * found
         lightness = grey + damage * (raw[:, 0:1] - grey)
         return torch.cat([lightness, raw[:, 1:3], logit], dim=1)
+
+
+def grey_lightness(srgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) sRGB -> (N, 1, H, W) OklabP L: the greyscale the model is trained on and the
+    operator computes from a plate. Float64 colour maths, float32 result."""
+    return srgb_to_oklabp(srgb.double())[:, :1].float()
+
+
+def model_input(lightness: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """OklabP L (N, 1, H, W) and a mask (N, 1, H, W) or None (the net finds the damage) -> the
+    network's 3-channel input."""
+    if mask is None:
+        zeros = torch.zeros_like(lightness)
+        return torch.cat([lightness, zeros, zeros], dim=1)
+    return torch.cat([lightness, mask.to(lightness.dtype), torch.ones_like(lightness)], dim=1)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from bake_node.colorize_checkpoint import ColorizeInfo, save_colorize
-from bake_node.colorize_model import ColorizeNet
+from bake_node.colorize_model import ColorizeNet, grey_lightness, model_input
 from bake_node.palette import oklabp_to_srgb, srgb_to_oklabp
 
 from .ciede2000 import delta_e_srgb
@@ -28,12 +28,6 @@ VAL_SEED = 1234
 
 
 # -- data ------------------------------------------------------------------------------------
-def grey_lightness(srgb: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) sRGB -> (N, 1, H, W) OklabP L: the greyscale the model is trained on (and
-    the operator computes from a plate). Float64 colour maths, float32 result."""
-    return srgb_to_oklabp(srgb.double())[:, :1].float()
-
-
 def grey_srgb(lightness: torch.Tensor) -> torch.Tensor:
     """OklabP L (..., 1, H, W) -> the neutral sRGB grey with that lightness, 3 channels."""
     lab = torch.cat([lightness.double(), torch.zeros_like(lightness.double()).expand(*lightness.shape[:-3], 2,
@@ -49,14 +43,6 @@ def damaged_sample(lightness01: np.ndarray, rng: np.random.Generator, clean_frac
     else:
         labels = damage_labels(h, w, rng)
     return apply_damage(lightness01, labels, rng), (labels > 0).astype(np.float32)
-
-
-def model_input(lightness: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """OklabP L (N, 1, H, W) and a mask (N, 1, H, W) or None -> the network's 3-channel input."""
-    if mask is None:
-        zeros = torch.zeros_like(lightness)
-        return torch.cat([lightness, zeros, zeros], dim=1)
-    return torch.cat([lightness, mask.to(lightness.dtype), torch.ones_like(lightness)], dim=1)
 
 
 # -- loss --------------------------------------------------------------------------------------

@@ -20,10 +20,11 @@ import torch
 
 from ..checkpoint import file_key
 from ..colorize_checkpoint import LoadedColorize, load_colorize
+from ..colorize_model import grey_lightness, model_input
 from ..engine import auto_tile, make_deterministic, pick_device, run_tiled
 from ..errors import CheckpointError
 from ..node import Knob, Operator, register
-from ..palette import oklabp_to_srgb, srgb_to_oklabp
+from ..palette import oklabp_to_srgb
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "weights" / "colorize-default.safetensors"
 ACTIVATION_CHANNELS = 2  # x the width: auto_tile budgets 57 B x 2 x width per pixel (~1.8 KB at width 16; about twice our count of the U-Net's live tensors)
@@ -132,15 +133,14 @@ class Colorize(Operator):
         height, width = rgb.shape[:2]
         if mask is None and self.settings.get("mask"):
             mask = read_mask(self.settings["mask"], frame, (height, width))
-        srgb = torch.from_numpy(np.clip(rgb, 0.0, 1.0)).permute(2, 0, 1)[None]
-        lightness = srgb_to_oklabp(srgb.double())[:, :1].float()
+        lightness = grey_lightness(torch.from_numpy(np.clip(rgb, 0.0, 1.0)).permute(2, 0, 1)[None])
         if mask is not None:
             damage = torch.from_numpy((np.asarray(mask, np.float32) >= 0.5).astype(np.float32))[None, None]
-            x = torch.cat([lightness, damage, torch.ones_like(lightness)], dim=1)
+            x = model_input(lightness, damage)
         elif self.settings["detect_damage"]:
-            x = torch.cat([lightness, torch.zeros_like(lightness), torch.zeros_like(lightness)], dim=1)
+            x = model_input(lightness, None)
         else:  # "no damage here": colour only
-            x = torch.cat([lightness, torch.zeros_like(lightness), torch.ones_like(lightness)], dim=1)
+            x = model_input(lightness, torch.zeros_like(lightness))
         with self._lock:  # one model, one frame at a time
             result = run_tiled(self._run, x, self.tile_size(height, width), self.halo, self.device)
         return np.ascontiguousarray(result[0].permute(1, 2, 0).numpy())
