@@ -1,0 +1,115 @@
+"""Real photographs for training, taken from Debian packages (desktop wallpapers, mostly).
+
+Training photos must be reproducible and their licences recorded. Images from PyPI wheels other
+than scikit-image's and matplotlib's (train.bundled) are reserved for evaluation, so the extra
+training photos come from Debian packages: train/debian_photos.json pins each one by package,
+version, path and sha256 and records its licence and author. The photos there were chosen by
+eye (camera photos of real scenes, all sRGB or untagged). The manifest also lists the
+illustrations, renders, composites and greyscale photos that were left out, and why.
+
+    python -m train.debian_photos DIR    # writes DIR/train/<package>__<name>.png (8-bit sRGB)
+
+Each photo is shrunk (Lanczos) so that its long side is at most 1024 px. This needs apt-get and
+dpkg with Debian bookworm in the apt sources. The .debs are kept in DIR/.debs (or --cache).
+If apt no longer has the pinned version, the current one is used. A file whose sha256 differs
+from the manifest is skipped with a warning. Photos already written are not fetched again.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+
+from bake_node.errors import BakeError, SettingsError
+from train.bundled import write_png
+
+MANIFEST = Path(__file__).with_name("debian_photos.json")
+LONG_SIDE = 1024
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise SettingsError(None, f"{command[0]} not found", "run this on Debian (apt-get and dpkg)") from None
+
+
+def fetch(package: str, version: str, cache: Path) -> Path:
+    """The package's files, extracted under the cache; downloads the .deb once."""
+    debs = sorted(cache.glob(f"{package}_{version.replace(':', '%3a')}_*.deb"))
+    if not debs:
+        done = run(["apt-get", "download", f"{package}={version}"], cache)
+        if done.returncode != 0:
+            print(f"warning: apt-get has no {package}={version}; trying the current version", file=sys.stderr)
+            done = run(["apt-get", "download", package], cache)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise SettingsError(package, f"apt-get download failed ({last})",
+                                "run apt-get update (bookworm in the apt sources)")
+        debs = sorted(cache.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
+    root = cache / debs[-1].stem
+    if not root.is_dir():
+        partial = cache / f".{root.name}.partial"
+        done = run(["dpkg", "-x", str(debs[-1]), str(partial)], cache)
+        if done.returncode != 0:
+            raise SettingsError(str(debs[-1]), f"dpkg -x failed ({done.stderr.strip()})", "delete it and run again")
+        partial.rename(root)
+    return root
+
+
+def shrunk(path: Path) -> np.ndarray:
+    """H x W x 3 uint8, long side at most LONG_SIDE (Lanczos), EXIF orientation applied."""
+    image = oiio.ImageBufAlgo.reorient(oiio.ImageBuf(str(path)))
+    image = oiio.ImageBufAlgo.channels(image, (0, 1, 2) if image.nchannels >= 3 else (0, 0, 0))
+    width, height = image.spec().width, image.spec().height
+    scale = min(1.0, LONG_SIDE / max(width, height))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = oiio.ImageBufAlgo.resize(image, filtername="lanczos3", roi=oiio.ROI(0, size[0], 0, size[1], 0, 1, 0, 3))
+    if image.has_error:
+        raise SettingsError(str(path), f"cannot read or resize ({image.geterror()})", "check the file")
+    return image.get_pixels(oiio.UINT8)
+
+
+def export(folder: str | Path, cache: str | Path | None = None) -> tuple[Path, int, int]:
+    """Write the manifest's photos (skipping ones already there); returns (train folder, written, skipped)."""
+    folder = Path(folder)
+    cache = Path(cache) if cache else folder / ".debs"
+    train = folder / "train"
+    for part in (train, cache):
+        part.mkdir(parents=True, exist_ok=True)
+    photos = json.loads(MANIFEST.read_text())["photos"]
+    todo = [p for p in photos if not (train / f"{p['package']}__{p['name']}.png").exists()]
+    packages = {p["package"]: p["version"] for p in todo}
+    roots = {name: fetch(name, version, cache.resolve()) for name, version in packages.items()}
+    skipped = 0
+    for photo in todo:
+        source = roots[photo["package"]] / photo["path"]
+        if not source.is_file() or hashlib.sha256(source.read_bytes()).hexdigest() != photo["sha256"]:
+            print(f"warning: {photo['package']}: {photo['path']} is missing or differs from the manifest (sha256); skipped",
+                  file=sys.stderr)
+            skipped += 1
+            continue
+        write_png(train / f"{photo['package']}__{photo['name']}.png", shrunk(source))
+    if todo and skipped == len(todo):
+        raise SettingsError(str(MANIFEST), "no photo matched its sha256", "the packages changed; update the manifest")
+    return train, len(todo) - skipped, skipped
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m train.debian_photos", description=__doc__.splitlines()[0])
+    parser.add_argument("folder", help="writes FOLDER/train/<package>__<name>.png")
+    parser.add_argument("--cache", help="where the .debs go (default FOLDER/.debs)")
+    args = parser.parse_args()
+    try:
+        train_dir, written, skipped = export(args.folder, args.cache)
+    except BakeError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(exc.exit_code)
+    print(f"training photos: {train_dir} ({written} written, {skipped} skipped)")
