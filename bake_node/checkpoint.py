@@ -26,7 +26,15 @@ def file_key(path: str, missing: str, fix: str) -> tuple[str, int, int]:
     except OSError:
         raise CheckpointError(path, missing, fix) from None
     return os.path.realpath(path), st.st_mtime_ns, st.st_size
-from .model import PRESETS, BakeNet, BakeNetConfig
+from .models.bakenet import PRESETS, BakeNet, BakeNetConfig
+from .models.bakenet_global import BakeNetGlobal, GlobalConfig
+
+# One reader for both BakeNet forms: metadata "architecture" names the class to build.
+ARCHITECTURES = {"convolutional": (BakeNetConfig, BakeNet), "global": (GlobalConfig, BakeNetGlobal)}
+
+
+def architecture_of(config) -> str:
+    return next(name for name, (cls, _) in ARCHITECTURES.items() if isinstance(config, cls))
 
 FORMAT_VERSION = 1
 METADATA_KEY = "bake_seq"
@@ -37,7 +45,7 @@ MODEL_COLOURSPACE = "sRGB Encoded Rec.709 (sRGB)"
 @dataclass
 class CheckpointInfo:
     preset: str
-    config: BakeNetConfig
+    config: BakeNetConfig | GlobalConfig
     weights: str = "ema"  # "ema" or "raw"
     training: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -47,6 +55,7 @@ class CheckpointInfo:
             "format_version": self.format_version,
             "model": "bakenet",
             "preset": self.preset,
+            "architecture": architecture_of(self.config),
             "config": self.config.to_dict(),
             "weights": self.weights,
             "training": self.training,
@@ -57,7 +66,7 @@ class CheckpointInfo:
 
 @dataclass
 class LoadedCheckpoint:
-    model: BakeNet
+    model: BakeNet | BakeNetGlobal
     info: CheckpointInfo
     path: str
     sha256: str
@@ -96,7 +105,10 @@ def _read_info(path: str, metadata: dict | None) -> CheckpointInfo:
         if version > FORMAT_VERSION:
             raise CheckpointError(path, f"format version {version} is newer than this bake-seq "
                                   f"understands ({FORMAT_VERSION})", "upgrade bake-seq")
-        config = BakeNetConfig(**meta["config"])
+        architecture = meta.get("architecture", "convolutional")
+        if architecture not in ARCHITECTURES:
+            raise CheckpointError(path, f"unknown BakeNet architecture {architecture!r}", "upgrade bake-seq")
+        config = ARCHITECTURES[architecture][0](**meta["config"])
     except CheckpointError:
         raise
     except (ValueError, KeyError, TypeError) as exc:
@@ -143,7 +155,7 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     path = str(path)
     state, metadata = _read_safetensors(path)
     info = _read_info(path, metadata)
-    model = BakeNet(info.config)
+    model = ARCHITECTURES[architecture_of(info.config)][1](info.config)
     load_state(model, state, path)
     model.eval().requires_grad_(False)
     return LoadedCheckpoint(model=model, info=info, path=path, sha256=file_sha256(path))

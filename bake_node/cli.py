@@ -384,7 +384,7 @@ def convert(source, output, preset):
       bake-seq convert checkpoints/last.pth -o bakenet-v5.safetensors
     """
     from .checkpoint import import_reference, save_checkpoint
-    from .model import PRESETS
+    from .models.bakenet import PRESETS
 
     if preset not in PRESETS:
         from .errors import SettingsError

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from .checkpoint import FORMAT_VERSION, METADATA_KEY, _read_safetensors, file_sha256, save_checkpoint
-from .colorize_model import ColorizeConfig, ColorizeNet
+from .models.colorize import ColorizeConfig, ColorizeNet
 from .errors import CheckpointError
 
 MODEL_NAME = "colorize"

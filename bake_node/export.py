@@ -24,7 +24,7 @@ from typing import List
 import torch
 from torch import nn
 
-from .model import BakeNet
+from .models.bakenet import BakeNet
 from .palette import CBRT_EPS, M1, M1_INV, M2, M2_INV, srgb_eotf, srgb_oetf
 
 ONNX_OPSET = 18

@@ -71,9 +71,9 @@ def srgb_oetf(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
 
 
-def srgb_to_oklabp(rgb: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """sRGB-encoded values (clamped to [0, 1]) -> OklabP."""
-    lin = srgb_eotf(rgb.clamp(0.0, 1.0))
+def srgb_to_oklabp(rgb: torch.Tensor, dim: int = 1, clamp: bool = True) -> torch.Tensor:
+    """sRGB-encoded values (clamped to [0, 1] unless ``clamp`` is False) -> OklabP."""
+    lin = srgb_eotf(rgb.clamp(0.0, 1.0) if clamp else rgb)
     lms = _matmul(M1, lin, dim)
     lms = torch.sign(lms) * (lms.abs() + CBRT_EPS) ** (1.0 / 3.0)
     lab = _matmul(M2, lms, dim)
@@ -84,8 +84,9 @@ def srgb_to_oklabp(rgb: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return lab * scale.view(shape) + shift.view(shape)
 
 
-def oklabp_to_srgb(labp: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """OklabP -> sRGB-encoded values clamped to [0, 1]; exact inverse of srgb_to_oklabp."""
+def oklabp_to_srgb(labp: torch.Tensor, dim: int = 1, clamp: bool = True) -> torch.Tensor:
+    """OklabP -> sRGB-encoded values clamped to [0, 1] (unless ``clamp`` is False); exact
+    inverse of srgb_to_oklabp."""
     shape = [1] * labp.dim()
     shape[dim] = 3
     shift = torch.tensor((1.0, 0.0, 0.0), dtype=labp.dtype, device=labp.device).view(shape)
@@ -93,7 +94,8 @@ def oklabp_to_srgb(labp: torch.Tensor, dim: int = 1) -> torch.Tensor:
     lms = _matmul(M2_INV, lab, dim)
     lms = torch.sign(lms) * (lms.abs() ** 3 - CBRT_EPS).clamp_min(0.0)  # undo the forward's epsilon too
     lin = _matmul(M1_INV, lms, dim)
-    return srgb_oetf(lin).clamp(0.0, 1.0)
+    out = srgb_oetf(lin)
+    return out.clamp(0.0, 1.0) if clamp else out
 
 
 def restore_srgb(model, srgb: torch.Tensor) -> torch.Tensor:

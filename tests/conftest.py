@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from bake_node.checkpoint import CheckpointInfo, save_checkpoint
-from bake_node.model import BakeNet, BakeNetConfig
+from bake_node.models.bakenet import BakeNet, BakeNetConfig
 
 TINY = BakeNetConfig(dim=8, depth=10)  # 30 px receptive radius, fast on 2 cores
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from bake_node.colorize_checkpoint import ColorizeInfo, save_colorize
-from bake_node.colorize_model import ColorizeNet, grey_lightness, model_input
+from bake_node.models.colorize import ColorizeNet, grey_lightness, model_input
 from bake_node.palette import oklabp_to_srgb, srgb_to_oklabp
 
 from .ciede2000 import delta_e_srgb

@@ -10,14 +10,16 @@ from pathlib import Path
 
 import yaml
 
-from bake_node import colorize_model
+from bake_node.models import colorize as colorize_model
 from bake_node.errors import SettingsError
-from bake_node.model import PRESETS, BakeNetConfig
+from bake_node.models.bakenet import PRESETS, BakeNetConfig
+from bake_node.models.bakenet_global import PRESETS as GLOBAL_PRESETS
+from bake_node.models.bakenet_global import GlobalConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # The models `bake-seq train --model` trains: their presets, losses and default preset/loss.
-MODEL_PRESETS = {"bakenet": PRESETS, "colorize": colorize_model.PRESETS}
-MODEL_LOSSES = {"bakenet": ("heo", "hyper"), "colorize": ("l1+ssim",)}
+MODEL_PRESETS = {"bakenet": {**PRESETS, **GLOBAL_PRESETS}, "colorize": colorize_model.PRESETS}
+MODEL_LOSSES = {"bakenet": ("heo", "hyper", "distance"), "colorize": ("l1+ssim",)}
 MODEL_DEFAULTS = {"bakenet": ("v5", "heo"), "colorize": ("small", "l1+ssim")}
 
 
@@ -40,6 +42,7 @@ class TrainConfig:
     loss: str | None = None  # bakenet: heo = 3-ch HeoLoss (the reference v5 code, default), hyper = 96-ch
     # projection; colorize: l1+ssim (L1 on OklabP + SSIM on sRGB + BCE on the damage head)
     strength: float = 0.12  # darkroom strength s (bakenet)
+    families: dict | None = None  # global preset: share of samples per degradation family (train/grades.py)
     ssim_weight: float = 1.0  # colorize: weight of 1 - SSIM
     mask_weight: float = 0.2  # colorize: weight of the damage head's BCE
     mask_given: float = 0.5  # colorize: share of samples whose mask is given (the rest: find the damage)
@@ -75,13 +78,21 @@ class TrainConfig:
             raise SettingsError(None, f"unknown model {self.model!r}", f"use one of {', '.join(MODEL_PRESETS)}")
         default_preset, default_loss = MODEL_DEFAULTS[self.model]
         self.preset = self.preset or default_preset
-        self.loss = self.loss or default_loss
+        self.loss = self.loss or ("distance" if self.preset in GLOBAL_PRESETS else default_loss)
         presets = MODEL_PRESETS[self.model]
         if self.preset not in presets:
             raise SettingsError(None, f"unknown {self.model} preset {self.preset!r}", f"use one of {', '.join(presets)}")
-        if self.loss not in MODEL_LOSSES[self.model]:
+        if (self.loss == "distance") != (self.preset in GLOBAL_PRESETS) or self.loss not in MODEL_LOSSES[self.model]:
             raise SettingsError(None, f"unknown loss {self.loss!r}",
-                                "use heo (3-ch) or hyper (96-ch)" if self.model == "bakenet" else "use l1+ssim")
+                                ("use distance (per-pixel OklabP distance) for the global preset" if self.preset in GLOBAL_PRESETS
+                                 else "use heo (3-ch) or hyper (96-ch)") if self.model == "bakenet" else "use l1+ssim")
+        if self.families is not None:
+            from .grades import FAMILIES
+            if (not isinstance(self.families, dict) or set(self.families) - set(FAMILIES)
+                    or not all(isinstance(v, (int, float)) and v >= 0 for v in self.families.values())
+                    or not sum(self.families.values()) > 0):
+                raise SettingsError(None, f"families must map family names ({', '.join(FAMILIES)}) to shares >= 0",
+                                    "e.g. families: {clean: 0.2, darkroom: 0.3, cdl: 0.5}")
         if self.downscale != "auto" and (not str(self.downscale).isdigit() or int(self.downscale) < 1):
             raise SettingsError(None, f"downscale {self.downscale!r} is not 'auto' or a whole factor >= 1",
                                 "use auto, 1 (off), 2, 3 ...")
@@ -91,8 +102,10 @@ class TrainConfig:
                 raise SettingsError(None, f"{name} must be at least 1", f"fix {name} in the config or flags")
 
     @property
-    def model_config(self) -> BakeNetConfig | colorize_model.ColorizeConfig:
-        names = ("dim", "depth") if self.model == "bakenet" else ("width", "levels")
+    def model_config(self) -> BakeNetConfig | GlobalConfig | colorize_model.ColorizeConfig:
+        names = (("dim", "depth") if self.model == "bakenet" else ("width", "levels"))
+        if self.preset in GLOBAL_PRESETS and self.model == "bakenet":
+            names = ("width", "luts")  # encoder width, basis LUTs
         changes = {k: v for k, v in zip(names, (self.dim, self.depth)) if v is not None}
         try:
             return replace(MODEL_PRESETS[self.model][self.preset], **changes)

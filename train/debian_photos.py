@@ -7,7 +7,11 @@ version, path and sha256 and records its licence and author. The photos there we
 eye (camera photos of real scenes, all sRGB or untagged). The manifest also lists the
 illustrations, renders, composites and greyscale photos that were left out, and why.
 
-    python -m train.debian_photos DIR    # writes DIR/train/<package>__<name>.png (8-bit sRGB)
+    python -m train.debian_photos DIR    # writes DIR/train/ and DIR/val/<package>__<name>.png (8-bit sRGB)
+
+Six photos (one or two per large package, different scenes) go to DIR/val: the global BakeNet's
+training picks its checkpoint on them, so the bundled holdout (chelsea, coffee, rocket) stays
+untouched for the final eval.
 
 Each photo is shrunk (Lanczos) so that its long side is at most 1024 px. This needs apt-get and
 dpkg with Debian bookworm in the apt sources. The .debs are kept in DIR/.debs (or --cache).
@@ -31,6 +35,14 @@ from train.bundled import write_png
 
 MANIFEST = Path(__file__).with_name("debian_photos.json")
 LONG_SIDE = 1024
+VALIDATION = {("lomiri-wallpapers-16.04", "Bridge_by_Sander_Klootwijk"), ("lomiri-wallpapers-16.04", "life_by_Aitzol_Berasategi"),
+              ("lxqt-themes", "fog"), ("mate-backgrounds", "Garden"), ("palapeli-data", "castle-maintenon"),
+              ("plasma-workspace-wallpapers", "Path")}
+
+
+def destination(folder: Path, photo: dict) -> Path:
+    part = "val" if (photo["package"], photo["name"]) in VALIDATION else "train"
+    return folder / part / f"{photo['package']}__{photo['name']}.png"
 
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -82,10 +94,10 @@ def export(folder: str | Path, cache: str | Path | None = None) -> tuple[Path, i
     folder = Path(folder)
     cache = Path(cache) if cache else folder / ".debs"
     train = folder / "train"
-    for part in (train, cache):
+    for part in (train, folder / "val", cache):
         part.mkdir(parents=True, exist_ok=True)
     photos = json.loads(MANIFEST.read_text())["photos"]
-    todo = [p for p in photos if not (train / f"{p['package']}__{p['name']}.png").exists()]
+    todo = [p for p in photos if not destination(folder, p).exists()]
     packages = {p["package"]: p["version"] for p in todo}
     roots = {name: fetch(name, version, cache.resolve()) for name, version in packages.items()}
     skipped = 0
@@ -96,7 +108,7 @@ def export(folder: str | Path, cache: str | Path | None = None) -> tuple[Path, i
                   file=sys.stderr)
             skipped += 1
             continue
-        write_png(train / f"{photo['package']}__{photo['name']}.png", shrunk(source))
+        write_png(destination(folder, photo), shrunk(source))
     if todo and skipped == len(todo):
         raise SettingsError(str(MANIFEST), "no photo matched its sha256", "the packages changed; update the manifest")
     return train, len(todo) - skipped, skipped
@@ -104,7 +116,7 @@ def export(folder: str | Path, cache: str | Path | None = None) -> tuple[Path, i
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m train.debian_photos", description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="writes FOLDER/train/<package>__<name>.png")
+    parser.add_argument("folder", help="writes FOLDER/train/ and FOLDER/val/<package>__<name>.png")
     parser.add_argument("--cache", help="where the .debs go (default FOLDER/.debs)")
     args = parser.parse_args()
     try:

@@ -15,7 +15,7 @@ import torch
 
 from bake_node.palette import oklabp_to_srgb, restore_srgb, srgb_eotf, srgb_oetf, srgb_to_oklabp
 
-from . import darkroom
+from . import darkroom, grades
 from .ciede2000 import delta_e_srgb
 from .data import Image, centre_crop, seeded
 
@@ -41,6 +41,19 @@ def degraded_cases(images: list[Image], per_image: int, seed: int, strength: flo
             given = oklabp_to_srgb(darkroom.degrade(target, gen, strength).double())[0].float()
             cases.append(Case(f"{image.name}#{j}", clean, given))
     return cases
+
+
+def family_cases(images: list[Image], families, seed: int, per_image: int = 1) -> dict[str, list[Case]]:
+    """{family: cases}: fixed-seed degradations of whole images (one generator per image, case, family)."""
+    suites = {}
+    for f, family in enumerate(families):
+        cases = []
+        for i, image in enumerate(images):
+            for j in range(per_image):
+                given = grades.degrade(family, image.pixels[None], seeded(seed, i * 64 + j, f))[0].float()
+                cases.append(Case(f"{image.name}#{family}{j}", image.pixels, given))
+        suites[family] = cases
+    return suites
 
 
 def clean_cases(images: list[Image], crop: int = 0) -> list[Case]:
@@ -108,3 +121,28 @@ def run_eval(images: list[Image], model, cases_per_image: int = 4, seed: int = E
     methods = {"do nothing": do_nothing, "grey-world": grey_world, "model": model}
     return {"images": [im.name for im in images], "cases_per_image": cases_per_image, "seed": seed,
             "strength": strength, "results": evaluate(suites, methods)}
+
+
+def run_family_eval(images: list[Image], methods: dict, cases_per_image: int = 4, seed: int = EVAL_SEED) -> dict:
+    """The restoration eval: every family of ``train.grades`` (whole images, fixed seeds) and
+    clean frames, scored for every method; ``ratio`` = method / doing nothing (lower is better)."""
+    suites = family_cases(images, grades.EVAL_FAMILIES, seed, cases_per_image)
+    suites["clean"] = clean_cases(images)
+    results = evaluate(suites, {"do nothing": do_nothing, **methods})
+    for scores in results.values():
+        nothing = scores["do nothing"]["de2000_mean"]
+        for s in scores.values():
+            s["ratio"] = s["de2000_mean"] / nothing if nothing > 0 else None
+    return {"images": [im.name for im in images], "cases_per_image": cases_per_image, "seed": seed,
+            "results": results}
+
+
+def family_table(results: dict) -> str:
+    lines = ["| family (cases) | method | CIEDE2000 mean | × doing nothing | CIEDE2000 p95 | PSNR (dB) |",
+             "|---|---|---:|---:|---:|---:|"]
+    for suite, methods in results.items():
+        for name, s in methods.items():
+            ratio = "—" if s.get("ratio") is None else f"{s['ratio']:.2f}"
+            lines.append(f"| {suite} ({s['cases']}) | {name} | {s['de2000_mean']:.2f} | {ratio} | "
+                         f"{s['de2000_p95']:.2f} | {s['psnr_db']:.2f} |")
+    return "\n".join(lines) + "\n"

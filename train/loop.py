@@ -29,7 +29,7 @@ import torch
 from bake_node.checkpoint import CheckpointInfo, save_checkpoint
 from bake_node.engine import pick_device
 from bake_node.errors import CheckpointError, SettingsError
-from bake_node.model import BakeNet
+from bake_node.models.bakenet import BakeNet
 from bake_node.palette import oklabp_to_srgb, srgb_to_oklabp
 
 from . import darkroom
@@ -113,6 +113,9 @@ def make_task(cfg: TrainConfig):
     if cfg.model == "colorize":
         from .colorize import ColorizeTask
         return ColorizeTask(cfg)
+    if cfg.preset == "global":
+        from .restore import GlobalTask
+        return GlobalTask(cfg)
     return BakeTask(cfg)
 
 

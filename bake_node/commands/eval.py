@@ -30,15 +30,18 @@ Examples:
 @click.option("--downscale", default="auto", show_default=True,
               help="as in training: auto (/2, /3 from 3840 px, /6 from 7680 px) or a factor (1 = off)")
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True)
+@click.option("--compare-cpu/--no-compare-cpu", default=True, show_default=True,
+              help="also score the previous default model (the per-pixel `cpu` preset)")
 @click.option("--precision", default="fp32", type=click.Choice(["fp32", "bf16"]), show_default=True,
               help="model arithmetic, as `render --precision` (to measure what bf16 costs)")
-def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, device, precision):
-    """Score a checkpoint against doing nothing and grey-world white balance.
+def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, device, compare_cpu, precision):
+    """Score a checkpoint against doing nothing, grey-world white balance and the previous model.
 
-    Each clean image gets fixed-seed darkroom degradations (the ones the model is trained to
-    undo) and is also given undegraded (a restorer must not damage a clean frame). Reports mean
-    and 95th-percentile CIEDE2000 over all pixels and mean PSNR; writes OUT/eval.json and
-    OUT/eval.md. The model runs through the render path (the Bake operator).
+    Each clean image gets fixed-seed degradations of every family (darkroom, ASC CDL, white
+    balance, fade, exposure, two combined; see train/grades.py) and is also given undegraded (a
+    restorer must not damage a clean frame). Reports, per family, mean and 95th-percentile
+    CIEDE2000 over all pixels, the ratio to doing nothing, and mean PSNR; writes OUT/eval.json
+    and OUT/eval.md. Models run through the render path (the Bake operator), on whole images.
 
     --model colorize: each image becomes greyscale (Oklab lightness) with fixed-seed synthetic
     damage; scores SSIM over the frame and over the damaged pixels and CIEDE2000 to the colour
@@ -51,27 +54,40 @@ def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, dev
         return colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device)
 
     from bake_node.node import get_operator
+    from bake_node.operators.bake import CPU_CHECKPOINT
     from train.data import load_folder
-    from train.evaluate import EVAL_SEED, markdown_table, run_eval
+    from train.evaluate import EVAL_SEED, family_table, grey_world, run_family_eval
 
     images = load_folder(data, downscale=downscale)
-    op = get_operator("bake")
-    op.prepare({"checkpoint": checkpoint, "device": device, "tile": 0, "precision": precision})
+    if crop:
+        from train.data import Image, centre_crop
+        images = [Image(im.name, centre_crop(im.pixels, crop)) for im in images]
 
-    def model(rgb: torch.Tensor) -> torch.Tensor:
-        result = op.process(rgb.permute(1, 2, 0).contiguous().numpy(), 0)
-        return torch.from_numpy(result).permute(2, 0, 1).clamp(0.0, 1.0)
+    def through_operator(path):
+        op = get_operator("bake")
+        op.prepare({"checkpoint": path, "device": device, "tile": 0, "precision": precision})
 
-    report = run_eval(images, model, cases, EVAL_SEED if seed is None else seed, crop=crop)
+        def run(rgb: torch.Tensor) -> torch.Tensor:
+            result = op.process(rgb.permute(1, 2, 0).contiguous().numpy(), 0)
+            return torch.from_numpy(result).permute(2, 0, 1).clamp(0.0, 1.0)
+        return op, run
+
+    op, model = through_operator(checkpoint)
+    methods = {"grey-world": grey_world}
+    if compare_cpu and CPU_CHECKPOINT.exists() and op.checkpoint.path != str(CPU_CHECKPOINT):
+        methods["previous cpu model"] = through_operator(str(CPU_CHECKPOINT))[1]
+    methods[f"model ({op.checkpoint.info.preset})"] = model
+    report = run_family_eval(images, methods, cases, EVAL_SEED if seed is None else seed)
     report.update({"checkpoint": op.checkpoint.path, "checkpoint_sha256": op.checkpoint.sha256,
-                   "preset": op.checkpoint.info.preset, "precision": precision, "data": data, "downscale": downscale, "crop": crop})
-    table = markdown_table(report["results"])
+                   "preset": op.checkpoint.info.preset, "precision": precision, "data": data, "downscale": downscale,
+                   "crop": crop})
+    table = family_table(report["results"])
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     (folder / "eval.md").write_text(f"Checkpoint `{Path(op.checkpoint.path).name}` (preset {report['preset']}), "
-                                    f"images: {', '.join(report['images'])}; {cases} degradations each, "
-                                    f"seed {report['seed']}.\n\n{table}")
+                                    f"images: {', '.join(report['images'])}; {cases} fixed-seed degradations per "
+                                    f"image and family (seed {report['seed']}), whole images.\n\n{table}")
     click.echo(table)
     click.echo(f"wrote {folder / 'eval.json'} and {folder / 'eval.md'}", err=True)
 

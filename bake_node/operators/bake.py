@@ -11,13 +11,17 @@ import torch
 from ..checkpoint import LoadedCheckpoint, file_key, load_checkpoint
 from ..engine import auto_tile, make_deterministic, pick_device, run_tiled
 from ..errors import CheckpointError
-from ..fast import FastBakeNet
+from ..models.bakenet_fast import FastBakeNet
+from ..models.bakenet_global import BakeNetGlobal, thumbnail
 from ..node import Knob, Operator, register
 from ..palette import restore_srgb
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "weights" / "bakenet-default.safetensors"
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_CHECKPOINT = WEIGHTS / "bakenet-default.safetensors"  # the global preset
+CPU_CHECKPOINT = WEIGHTS / "bakenet-cpu.safetensors"  # the previous default (per-pixel `cpu` preset)
 
 RANGE_POLICIES = ("preserve", "clip")
+GLOBAL_BYTES_PER_PIXEL = 57 * 8  # global model: float64 colour conversions dominate (~450 B/pixel)
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -38,12 +42,14 @@ def load_cached(path: str) -> LoadedCheckpoint:
 _FAST: dict = {}
 
 
-def inference_model(checkpoint: LoadedCheckpoint, device: torch.device) -> FastBakeNet:
-    """The fused inference form, built once per checkpoint and device (hosts call repeatedly)."""
+def inference_model(checkpoint: LoadedCheckpoint, device: torch.device) -> FastBakeNet | BakeNetGlobal:
+    """The inference form (fused for the convolutional BakeNet), built once per checkpoint and
+    device (hosts call repeatedly)."""
     key = (checkpoint.sha256, str(device))
     if key not in _FAST:
         _FAST.clear()
-        _FAST[key] = FastBakeNet(checkpoint.model).to(device)
+        model = checkpoint.model
+        _FAST[key] = (model if isinstance(model, BakeNetGlobal) else FastBakeNet(model)).to(device)
     return _FAST[key]
 
 
@@ -80,6 +86,7 @@ class Bake(Operator):
         make_deterministic()
         self.model = inference_model(self.checkpoint, self.device)
         self.halo = self.checkpoint.info.config.receptive_radius
+        self.is_global = isinstance(self.model, BakeNetGlobal)
         self._lock = threading.Lock()
 
     def fingerprint(self) -> dict:
@@ -100,9 +107,26 @@ class Bake(Operator):
         clamped = np.clip(rgb, 0.0, 1.0)
         image = torch.from_numpy(clamped).permute(2, 0, 1).unsqueeze(0)
         height, width = rgb.shape[:2]
-        tile = self.settings["tile"] or auto_tile(height, width, self.halo, self.checkpoint.info.config.dim,
-                                                  self.device)
         with self._lock:  # one model, one frame at a time
-            result = run_tiled(self._restore, image, tile, self.halo, self.device)
+            if self.is_global:
+                result = self._process_global(image)
+            else:
+                tile = self.settings["tile"] or auto_tile(height, width, self.halo,
+                                                          self.checkpoint.info.config.dim, self.device)
+                result = run_tiled(self._restore, image, tile, self.halo, self.device)
         result = result[0].permute(1, 2, 0).numpy()  # channels-last storage: already H x W x 3
         return apply_range_policy(result, rgb, clamped, self.settings["range_policy"])
+
+    def frame_lut(self, image: torch.Tensor) -> torch.Tensor:
+        """The global model's colour transform for one whole frame (1,3,H,W sRGB): estimated
+        once from the frame's thumbnail, so no tile ever sees a different one."""
+        with torch.inference_mode():
+            return self.model.estimate(thumbnail(image, self.model.config.thumb).to(self.device))
+
+    def _process_global(self, image: torch.Tensor) -> torch.Tensor:
+        lut = self.frame_lut(image)
+        height, width = image.shape[2:]
+        # A colour lookup per pixel: no halo; tiles only bound the float64 conversion buffers.
+        tile = self.settings["tile"] or auto_tile(height, width, 0, GLOBAL_BYTES_PER_PIXEL // 57, self.device)
+        return run_tiled(lambda srgb: restore_srgb(lambda lab: self.model.apply(lut, lab), srgb),
+                         image, tile, 0, self.device)

@@ -20,7 +20,7 @@ import torch
 
 from ..checkpoint import file_key
 from ..colorize_checkpoint import LoadedColorize, load_colorize
-from ..colorize_model import grey_lightness, model_input
+from ..models.colorize import grey_lightness, model_input
 from ..engine import auto_tile, make_deterministic, pick_device, run_tiled
 from ..errors import CheckpointError
 from ..node import Knob, Operator, register

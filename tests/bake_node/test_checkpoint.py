@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from bake_node.checkpoint import (METADATA_KEY, CheckpointInfo, import_reference, load_checkpoint,
                                   save_checkpoint)
 from bake_node.errors import CheckpointError
-from bake_node.model import PRESETS, BakeNet
+from bake_node.models.bakenet import PRESETS, BakeNet
 from tests.conftest import TINY, make_checkpoint
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from bake_node.engine import TileGrid, run_tiled
-from bake_node.model import PRESETS, BakeNet
+from bake_node.models.bakenet import PRESETS, BakeNet
 from bake_node.node import get_operator
 
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from bake_node.fast import FastBakeNet
-from bake_node.model import PRESETS, BakeNet, BakeNetConfig
+from bake_node.models.bakenet_fast import FastBakeNet
+from bake_node.models.bakenet import PRESETS, BakeNet, BakeNetConfig
 
 
 @pytest.mark.parametrize("config", [PRESETS["v5"], BakeNetConfig(dim=8, depth=10)], ids=["v5", "tiny-projected-stem"])

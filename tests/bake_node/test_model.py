@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bake_node.model import PRESETS, BakeNet, BakeNetConfig, NeMO, count_parameters
+from bake_node.models.bakenet import PRESETS, BakeNet, BakeNetConfig, NeMO, count_parameters
 
 
 def test_v5_parameter_count_and_facts():

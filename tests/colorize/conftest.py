@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bake_node.colorize_checkpoint import ColorizeInfo, save_colorize
-from bake_node.colorize_model import PRESETS, ColorizeNet
+from bake_node.models.colorize import PRESETS, ColorizeNet
 
 TINY = PRESETS["tiny"]  # width 4, 2 levels, 1 conv per level: 20 px halo
 

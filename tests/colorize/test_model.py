@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bake_node.colorize_checkpoint import load_colorize
-from bake_node.colorize_model import PRESETS, ColorizeConfig, ColorizeNet, count_parameters
+from bake_node.models.colorize import PRESETS, ColorizeConfig, ColorizeNet, count_parameters
 from bake_node.errors import CheckpointError
 from bake_node.node import get_operator
 from tests.colorize.conftest import TINY, grey_frames

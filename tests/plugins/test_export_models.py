@@ -11,7 +11,7 @@ from bake_node import palette
 from bake_node.checkpoint import load_checkpoint
 from bake_node.cli import cli
 from bake_node.export import export_torchscript, inference_module
-from bake_node.model import PRESETS, BakeNet
+from bake_node.models.bakenet import PRESETS, BakeNet
 from bake_node.node import get_operator
 
 TOLERANCE = 1e-5  # exports against the eager model, CPU, float32

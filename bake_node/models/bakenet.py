@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .palette import MACBETH_OKLABP
+from ..palette import MACBETH_OKLABP
 
 KERNEL_SCHEDULE = (3, 5, 7, 9, 11, 11, 9, 7, 5, 3)
 STEM_CHANNELS = 6 + len(MACBETH_OKLABP)  # x, x, 24 RBFs

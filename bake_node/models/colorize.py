@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .palette import srgb_to_oklabp
+from ..palette import srgb_to_oklabp
 
 IN_CHANNELS = 3
 OUT_CHANNELS = 4

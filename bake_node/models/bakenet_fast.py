@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import BakeNet, HeLU, MixStage, squash
+from .bakenet import BakeNet, HeLU, MixStage, squash
 
 
 def _const(t: torch.Tensor) -> nn.Parameter:

@@ -1,0 +1,209 @@
+"""BakeNet global: one colour transform per frame, estimated from the whole frame.
+
+Every degradation bake-seq restores (white balance, tone curve, split toning, ASC CDL grades,
+film fade, the darkroom family) maps a colour to a colour the same way everywhere in the frame.
+So the model reads the *whole* frame once, as a small thumbnail, and predicts that frame's
+mapping as a residual 3D LUT in OklabP; the LUT is then applied to every full-resolution pixel
+with trilinear interpolation. In the spirit of image-adaptive 3D LUTs (Zeng et al., TPAMI 2020):
+the LUT is a learned mix of basis LUTs, the mix weights come from a small encoder.
+
+    frame (sRGB) --area mean--> thumbnail T x T --OklabP--> encoder ---> K weights
+                                       \\--> colour statistics --/
+    LUT   = identity + sum_k weight_k * basis_k          (3 x S x S x S, over L, b, a)
+    out   = LUT(pixel)                                   for every pixel of the frame
+
+Weights start at zero, so an untrained model is the identity; a frame that needs nothing can
+get (and is trained to get) a LUT close to the identity. The transform depends only on the
+thumbnail, never on tiling: tiles apply one LUT computed once per frame.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..palette import oklabp_to_srgb, srgb_eotf, srgb_oetf, srgb_to_oklabp
+
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+L_BANDS = 8  # a and b means per lightness band: split toning and tinted blacks show up here
+
+
+@dataclass(frozen=True)
+class GlobalConfig:
+    thumb: int = 64  # the encoder's view: the whole frame area-averaged to thumb x thumb
+    width: int = 16  # encoder channels at the first level (x2 per level, 4 levels)
+    hidden: int = 128  # encoder head width
+    curve_knots: int = 16  # lightness tone curve segments
+    toning_knots: int = 8  # a and b offsets as functions of lightness (split toning, tinted blacks)
+    harmonics: int = 2  # chroma scale and hue rotation as Fourier series in hue
+
+    def __post_init__(self):
+        limits = {"thumb": (16, 256), "width": (1, 64), "hidden": (1, 1024), "curve_knots": (1, 256),
+                  "toning_knots": (2, 256), "harmonics": (0, 16)}
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"{name} must be a whole number in [{low}, {high}], got {value!r}")
+        if self.thumb % 16:
+            raise ValueError(f"thumb must be a multiple of 16, got {self.thumb}")
+
+    receptive_radius = 0  # per pixel the model is a colour function: tiles need no halo
+
+    @property
+    def grade_parameters(self) -> int:
+        return 6 + 3 + 9 + (self.curve_knots + 1) + 2 * self.toning_knots + 2 * (1 + 2 * self.harmonics)
+
+    @property
+    def stats_features(self) -> int:
+        return 6 * len(QUANTILES) + 2 * L_BANDS + 6
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {"global": GlobalConfig()}
+
+
+def thumbnail(srgb: torch.Tensor, size: int) -> torch.Tensor:
+    """(N,3,H,W) sRGB -> (N,3,size,size) OklabP: area means of the clamped sRGB frame.
+
+    Averaging sRGB first keeps the cost of the whole-frame view at one pass over the frame
+    (no frame-sized OklabP copy); training builds its thumbnails with this same function."""
+    small = F.adaptive_avg_pool2d(srgb.float().clamp(0.0, 1.0), size)
+    return srgb_to_oklabp(small.double()).float()
+
+
+def colour_statistics(lab: torch.Tensor) -> torch.Tensor:
+    """Per-image statistics of an OklabP thumbnail (N,3,T,T) -> (N, features): quantiles of
+    L, a, b and of sRGB R, G, B (black and white levels), mean a and b per lightness band,
+    means and spreads."""
+    flat = lab.flatten(2)  # N,3,P
+    rgb = oklabp_to_srgb(lab.double()).float().flatten(2)
+    q = torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device)
+    quant = torch.quantile(torch.cat([flat, rgb], 1), q, dim=2).permute(1, 2, 0).flatten(1)  # N, 6*Q
+    centres = torch.linspace(-1.0, 1.0, L_BANDS, dtype=flat.dtype, device=flat.device)
+    width = 2.0 / (L_BANDS - 1)
+    band = (1.0 - (flat[:, 0:1] - centres[None, :, None]).abs() / width).clamp_min(0.0)  # N,B,P hat weights
+    mass = band.sum(2) + 1e-3
+    ab = torch.einsum("nbp,ncp->nbc", band, flat[:, 1:3]) / mass[..., None]  # N,B,2
+    chroma = flat[:, 1:3].norm(dim=1)
+    moments = torch.cat([flat.mean(2), flat.std(2)], dim=1)  # N,6
+    moments[:, 3] = chroma.mean(1)  # L's spread is in the quantiles; chroma's mean is not
+    return torch.cat([quant, ab.flatten(1), moments], dim=1)
+
+
+class Encoder(nn.Module):
+    """Thumbnail -> grade parameters: four stride-2 convs, mean+std pooling, statistics, an MLP."""
+
+    def __init__(self, cfg: GlobalConfig):
+        super().__init__()
+        w = cfg.width
+        chans = (3, w, 2 * w, 4 * w, 8 * w)
+        self.convs = nn.ModuleList(nn.Conv2d(cin, cout, 3, stride=2, padding=1) for cin, cout in zip(chans, chans[1:]))
+        features = 2 * chans[-1] + cfg.stats_features
+        # ActNorm (Kingma & Dhariwal 2018): the features' natural scales differ by 100x (pooled
+        # conv features ~0.01, quantiles ~1); a shift and scale set from the first training
+        # batch (then trained) give every feature unit spread, which made the encoder learn
+        # several times faster than raw features (measured).
+        self.shift = nn.Parameter(torch.zeros(features))
+        self.log_scale = nn.Parameter(torch.zeros(features))
+        self.register_buffer("initialised", torch.zeros(()))
+        self.head = nn.Sequential(nn.Linear(features, cfg.hidden), nn.LeakyReLU(0.2),
+                                  nn.Linear(cfg.hidden, cfg.hidden), nn.LeakyReLU(0.2))
+        self.out = nn.Linear(cfg.hidden, cfg.grade_parameters)
+        nn.init.zeros_(self.out.weight)  # start as the identity grade
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, thumb: torch.Tensor) -> torch.Tensor:
+        x = thumb
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.2)
+        pooled = torch.cat([x.mean((2, 3)), x.std((2, 3))], dim=1)
+        features = torch.cat([pooled, colour_statistics(thumb)], dim=1)
+        if self.training and not self.initialised and features.shape[0] > 1:
+            with torch.no_grad():
+                self.shift.copy_(-features.mean(0))
+                self.log_scale.copy_(-torch.log(features.std(0) + 1e-3))
+                self.initialised.fill_(1.0)
+        features = (features + self.shift) * torch.exp(self.log_scale)
+        return self.out(self.head(features))
+
+
+def piecewise_linear(knots: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-image tables (N,K) on a uniform grid over [-1, 1], looked up at x (N,H,W); the end
+    segments extend linearly beyond the grid."""
+    k = knots.shape[1]
+    pos = ((x + 1.0) * 0.5 * (k - 1)).flatten(1)
+    lo = pos.floor().clamp(0, k - 2)
+    frac = pos - lo
+    lo = lo.long()
+    left, right = knots.gather(1, lo), knots.gather(1, lo + 1)
+    return (left + frac * (right - left)).view_as(x)
+
+
+class BakeNetGlobal(nn.Module):
+    """OklabP frame -> OklabP frame through one predicted grade per frame."""
+
+    def __init__(self, config: GlobalConfig = PRESETS["global"]):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+
+    def estimate(self, thumb: torch.Tensor) -> torch.Tensor:
+        """OklabP thumbnails (N,3,T,T) -> grade parameters (N,P); all zeros is the identity."""
+        return self.encoder(thumb)
+
+    def apply(self, grade: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+        """Apply each frame's grade (N,P) to every pixel of OklabP (N,3,H,W), in four stages:
+
+        1. levels and gamma per channel on the encoded sRGB values (lifted or crushed blacks,
+           dimmed whites, CDL slope/offset/power, exposure on the encoded values)
+        2. a 3x3 matrix in linear light (white balance, CDL-like channel mixing)
+        3. a monotone tone curve on Oklab lightness
+        4. a and b offsets as functions of lightness (casts, split toning), then chroma scale
+           and hue rotation as Fourier series in hue (saturation, hue warps)
+        """
+        cfg = self.config
+        n = grade.shape[0]
+        g = grade.float()
+        sizes = (3, 3, 3, 9, cfg.curve_knots + 1, cfg.toning_knots, cfg.toning_knots,
+                 1 + 2 * cfg.harmonics, 1 + 2 * cfg.harmonics)
+        black, white, gamma, matrix, curve, tone_a, tone_b, chroma, hue = torch.split(g, sizes, dim=1)
+        per_channel = (n, 3, 1, 1)
+        rgb = oklabp_to_srgb(lab, clamp=False)
+        black, white = 0.1 * black.view(per_channel), 1.0 + 0.1 * white.view(per_channel)
+        rgb = ((rgb - black) / (white - black).clamp_min(0.05)).clamp_min(0.0)
+        rgb = (rgb + 1e-6) ** torch.exp(0.3 * gamma).view(per_channel) - 1e-6 ** torch.exp(0.3 * gamma).view(per_channel)
+        linear = srgb_eotf(rgb)
+        mix = torch.eye(3, device=g.device) + 0.1 * matrix.view(n, 3, 3)
+        linear = torch.einsum("nij,njhw->nihw", mix, linear).clamp_min(0.0)
+        out = srgb_to_oklabp(srgb_oetf(linear), clamp=False)
+        L, a, b = out.unbind(1)
+        # Monotone curve: positive segment slopes (1 when the parameters are 0) from a moved black point.
+        steps = torch.exp(0.5 * curve[:, 1:]) * (2.0 / cfg.curve_knots)
+        knots = torch.cat([-1.0 + 0.1 * curve[:, :1], -1.0 + 0.1 * curve[:, :1] + steps.cumsum(1)], dim=1)
+        L = piecewise_linear(knots, L)
+        a = a + 0.1 * piecewise_linear(tone_a, L)
+        b = b + 0.1 * piecewise_linear(tone_b, L)
+        if cfg.harmonics:
+            angle = torch.atan2(b, a)
+            orders = torch.arange(1, cfg.harmonics + 1, device=g.device, dtype=angle.dtype).view(1, -1, 1, 1)
+            basis = torch.cat([torch.ones_like(angle)[:, None], torch.cos(orders * angle[:, None]),
+                               torch.sin(orders * angle[:, None])], dim=1)  # N,1+2H,H,W
+            scale = torch.exp(0.3 * torch.einsum("nk,nkhw->nhw", chroma, basis))
+            turn = 0.3 * torch.einsum("nk,nkhw->nhw", hue, basis)
+            cos, sin = torch.cos(turn), torch.sin(turn)
+            a, b = scale * (a * cos - b * sin), scale * (a * sin + b * cos)
+        return torch.stack([L, a, b], dim=1)
+
+    def forward(self, lab: torch.Tensor, thumb: torch.Tensor | None = None) -> torch.Tensor:
+        """Whole frames in OklabP; ``thumb`` (from ``thumbnail``) if the caller has made it already."""
+        if thumb is None:
+            thumb = thumbnail(oklabp_to_srgb(lab.double()), self.config.thumb)
+        return self.apply(self.estimate(thumb), lab)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

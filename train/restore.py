@@ -1,0 +1,114 @@
+"""Training the global BakeNet (preset ``global``): whole-frame views, every degradation family.
+
+The model reads a thumbnail of the whole frame, so it is trained on what it will see: each
+sample is a random-scale crop of a photograph (most of the frame, random aspect) resized to
+``crop`` x ``crop``, degraded by one family from ``train.grades`` (clean included: a clean frame
+must come back untouched), and restored through the model's own thumbnail. The loss is the
+mean per-pixel Euclidean distance in OklabP (a perceptual colour difference, close to what
+CIEDE2000 scores), so the optimum under ambiguity is a robust middle, not a palette average.
+
+Validation runs at the inference view too: whole held-out images, every family, through the
+render path's maths; the best checkpoint is the lowest mean CIEDE2000 over the families with
+clean frames counted as one family.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from bake_node.palette import srgb_to_oklabp
+
+from . import grades
+from .data import epoch_order, seeded
+from .evaluate import Case, family_cases, model_method, score
+from .loop import BakeTask
+
+VAL_SEED = 1234
+# Share of training samples per family (normalised); clean frames are a family of their own.
+DEFAULT_MIX = {"clean": 0.2, "darkroom": 0.25, "cdl": 0.1, "white_balance": 0.12, "exposure": 0.08,
+               "fade": 0.1, "combo": 0.15}
+MIN_SCALE = 0.5  # a training view covers at least half of the photo's width and height
+MOSAIC = 0.5  # share of training frames made of four photos (2 x 2): new palettes every step
+
+
+def mean_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean per-pixel Euclidean distance in OklabP (2 x the Oklab colour difference)."""
+    return torch.sqrt((pred.float() - target.float()).pow(2).sum(1) + 1e-10).mean()
+
+
+def view(image: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """A random crop covering MIN_SCALE..1 of each side, area-resized to size x size, random flips."""
+    _, h, w = image.shape
+    ch = max(1, int(h * (MIN_SCALE + (1 - MIN_SCALE) * float(torch.rand(1, generator=gen)))))
+    cw = max(1, int(w * (MIN_SCALE + (1 - MIN_SCALE) * float(torch.rand(1, generator=gen)))))
+    top = int(torch.randint(h - ch + 1, (1,), generator=gen))
+    left = int(torch.randint(w - cw + 1, (1,), generator=gen))
+    crop = image[None, :, top:top + ch, left:left + cw]
+    crop = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+    flips = torch.rand(2, generator=gen) < 0.5
+    if flips[0]:
+        crop = crop.flip(2)
+    if flips[1]:
+        crop = crop.flip(1)
+    return crop.clamp(0.0, 1.0)
+
+
+class GlobalTask(BakeTask):
+    """BakeNet global: whole-frame views, every family of ``train.grades``, OklabP distance."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        mix = cfg.families or DEFAULT_MIX
+        self.families = list(mix)
+        self.weights = torch.tensor([float(mix[f]) for f in self.families], dtype=torch.float64)
+        self.suites: dict[str, list[Case]] = {}
+
+    def build_model(self) -> torch.nn.Module:
+        from bake_node.models.bakenet_global import BakeNetGlobal
+        return BakeNetGlobal(self.cfg.model_config)
+
+    def loss_fn(self):
+        return mean_distance
+
+    def set_validation(self, images) -> list:
+        families = ("clean",) + grades.EVAL_FAMILIES
+        self.suites = family_cases(images, families, VAL_SEED, self.cfg.val_cases)
+        self.cases = [c for suite in self.suites.values() for c in suite]
+        return self.cases
+
+    def batch(self, images, micro: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        gen = seeded(cfg.seed, micro, 0)
+        n = len(images)
+        first = micro * cfg.batch
+        clean = torch.stack([self.frame(images, int(epoch_order(n, cfg.seed, k // n)[k % n]), gen)
+                             for k in range(first, first + cfg.batch)])
+        family = torch.multinomial(self.weights, cfg.batch, replacement=True, generator=gen)
+        given = torch.empty_like(clean, dtype=torch.float64)
+        for f, name in enumerate(self.families):
+            index = (family == f).nonzero().squeeze(1)
+            if index.numel():
+                given[index] = grades.degrade(name, clean[index], seeded(cfg.seed, micro, 1 + f))
+        # The plate holds clamped sRGB; the model sees it in OklabP, as the Bake operator gives it.
+        return srgb_to_oklabp(given).float().to(device), srgb_to_oklabp(clean.double()).float().to(device)
+
+    def frame(self, images, index: int, gen: torch.Generator) -> torch.Tensor:
+        """One training frame: a view of photo ``index``, or (MOSAIC of the time) a 2 x 2 mosaic
+        of it and three random others. A few dozen photos have a few dozen palettes; an
+        estimator trained on them alone learns those palettes (measured: it then pushes every
+        frame towards them). Mosaics make the palette of a frame new at every step."""
+        size = self.cfg.crop
+        if float(torch.rand(1, generator=gen)) >= MOSAIC:
+            return view(images[index].pixels, size, gen)
+        others = torch.randint(len(images), (3,), generator=gen).tolist()
+        half = size // 2
+        tiles = [view(images[i].pixels, half, gen) for i in [index, *others]]
+        return torch.cat([torch.cat(tiles[:2], dim=2), torch.cat(tiles[2:], dim=2)], dim=1)
+
+    def validate(self, ema, device) -> tuple[dict, float, str]:
+        restore = model_method(ema, device)
+        per_family = {name: score(cases, restore)["de2000_mean"] for name, cases in self.suites.items()}
+        value = sum(per_family.values()) / len(per_family)
+        record = {"val_de2000": value, **{f"val_{k}": v for k, v in per_family.items()}}
+        text = f"mean CIEDE2000 {value:.3f} (" + ", ".join(f"{k} {v:.2f}" for k, v in per_family.items()) + ")"
+        return record, value, text
