@@ -28,6 +28,7 @@ VAL_SEED = 1234
 DEFAULT_MIX = {"clean": 0.2, "darkroom": 0.25, "cdl": 0.1, "white_balance": 0.12, "exposure": 0.08,
                "fade": 0.1, "combo": 0.15}
 MIN_SCALE = 0.5  # a training view covers at least half of the photo's width and height
+BASE_SIDE = 384  # photos are shrunk to this long side once: views are at most crop px, so 3x is plenty
 MOSAIC = 0.5  # share of training frames made of four photos (2 x 2): new palettes every step
 
 
@@ -62,6 +63,18 @@ class GlobalTask(BakeTask):
         self.families = list(mix)
         self.weights = torch.tensor([float(mix[f]) for f in self.families], dtype=torch.float64)
         self.suites: dict[str, list[Case]] = {}
+        self._bases: dict[int, torch.Tensor] = {}
+
+    def base(self, images, index: int) -> torch.Tensor:
+        """Photo ``index`` area-shrunk to BASE_SIDE (once): every view is cut from this."""
+        if index not in self._bases:
+            pixels = images[index].pixels
+            factor = BASE_SIDE / max(pixels.shape[1:])
+            if factor < 1:
+                size = (max(1, round(pixels.shape[1] * factor)), max(1, round(pixels.shape[2] * factor)))
+                pixels = F.interpolate(pixels[None], size=size, mode="area")[0]
+            self._bases[index] = pixels
+        return self._bases[index]
 
     def build_model(self) -> torch.nn.Module:
         from bake_node.models.bakenet_global import BakeNetGlobal
@@ -99,10 +112,10 @@ class GlobalTask(BakeTask):
         frame towards them). Mosaics make the palette of a frame new at every step."""
         size = self.cfg.crop
         if float(torch.rand(1, generator=gen)) >= MOSAIC:
-            return view(images[index].pixels, size, gen)
+            return view(self.base(images, index), size, gen)
         others = torch.randint(len(images), (3,), generator=gen).tolist()
         half = size // 2
-        tiles = [view(images[i].pixels, half, gen) for i in [index, *others]]
+        tiles = [view(self.base(images, i), half, gen) for i in [index, *others]]
         return torch.cat([torch.cat(tiles[:2], dim=2), torch.cat(tiles[2:], dim=2)], dim=1)
 
     def validate(self, ema, device) -> tuple[dict, float, str]:

@@ -200,8 +200,8 @@ class BakeNetGlobal(nn.Module):
 
     def forward(self, lab: torch.Tensor, thumb: torch.Tensor | None = None) -> torch.Tensor:
         """Whole frames in OklabP; ``thumb`` (from ``thumbnail``) if the caller has made it already."""
-        if thumb is None:
-            thumb = thumbnail(oklabp_to_srgb(lab.double()), self.config.thumb)
+        if thumb is None:  # float32 is enough here: the thumbnail is an average of >= 4 pixels
+            thumb = thumbnail(oklabp_to_srgb(lab), self.config.thumb)
         return self.apply(self.estimate(thumb), lab)
 
 

@@ -117,16 +117,16 @@ class Bake(Operator):
         result = result[0].permute(1, 2, 0).numpy()  # channels-last storage: already H x W x 3
         return apply_range_policy(result, rgb, clamped, self.settings["range_policy"])
 
-    def frame_lut(self, image: torch.Tensor) -> torch.Tensor:
+    def frame_grade(self, image: torch.Tensor) -> torch.Tensor:
         """The global model's colour transform for one whole frame (1,3,H,W sRGB): estimated
         once from the frame's thumbnail, so no tile ever sees a different one."""
         with torch.inference_mode():
             return self.model.estimate(thumbnail(image, self.model.config.thumb).to(self.device))
 
     def _process_global(self, image: torch.Tensor) -> torch.Tensor:
-        lut = self.frame_lut(image)
+        grade = self.frame_grade(image)
         height, width = image.shape[2:]
-        # A colour lookup per pixel: no halo; tiles only bound the float64 conversion buffers.
+        # A colour function per pixel: no halo; tiles only bound the float64 conversion buffers.
         tile = self.settings["tile"] or auto_tile(height, width, 0, GLOBAL_BYTES_PER_PIXEL // 57, self.device)
-        return run_tiled(lambda srgb: restore_srgb(lambda lab: self.model.apply(lut, lab), srgb),
+        return run_tiled(lambda srgb: restore_srgb(lambda lab: self.model.apply(grade, lab), srgb),
                          image, tile, 0, self.device)
