@@ -21,3 +21,17 @@ def test_bench_runs_small_and_writes_json(tmp_path, tiny_checkpoint):
     assert all(v > 0 for v in data["stages_s_per_frame"].values())
     assert data["max_code_diff_vs_eager_16bit"] <= 1  # the fused path computes the same function
     assert "infer_s_per_mp" in result.stdout
+
+
+def test_bench_of_the_global_model_reports_its_targets(tmp_path):
+    from tests.bake_node.test_global_model import make_global_checkpoint
+
+    ckpt = make_global_checkpoint(tmp_path / "g.safetensors")
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(cli, ["bench", "--checkpoint", ckpt, "--size", "96x64", "--rss-size", "none",
+                                      "--frames", "1", "--json", str(out)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    data = json.loads(out.read_text())
+    assert data["architecture"] == "global" and data["macs_per_pixel"] is None
+    assert data["dpx_render_over_oiiotool"] > 0 and data["infer_s_per_frame"] > 0
+    assert "dpx_render_over_oiiotool" in result.stdout and "target <= 5.0" in result.stdout
