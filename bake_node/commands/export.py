@@ -44,6 +44,11 @@ def command(fmt, output, checkpoint, tile, range_policy, colour_maths):
         raise CheckpointError(None, "no checkpoint given and no default model is installed",
                               "pass --checkpoint FILE.safetensors")
     loaded = load_cached(path)
+    if loaded.info.config.receptive_radius == 0:  # the global preset: a per-frame estimate, not a conv net
+        raise SettingsError(path, "the global BakeNet (whole-frame grade) has no TorchScript/ONNX export yet",
+                            "export the per-pixel model instead: --checkpoint "
+                            "bake_node/weights/bakenet-cpu.safetensors; in Nuke the BakeSeq node runs the "
+                            "global model through bake-seq render")
     module = inference_module(loaded.model, tile=tile, range_policy=range_policy, colour_maths=colour_maths)
     if fmt == "onnx":
         try:

@@ -105,3 +105,15 @@ def test_operator_tiles_change_nothing_and_reruns_are_bit_identical(tmp_path):
     op.prepare({"checkpoint": path, "device": "cpu", "tile": 0, "range_policy": "clip"})
     clipped = op.process(rgb, 1)
     assert np.allclose(results[0][5, 5] - clipped[5, 5], [0.4, -0.1, 0.0], atol=1e-6)
+
+
+def test_export_of_the_global_model_is_one_line_naming_the_alternative(tmp_path):
+    from click.testing import CliRunner
+
+    from bake_node.cli import cli
+
+    path = make_global_checkpoint(tmp_path / "g.safetensors")
+    result = CliRunner().invoke(cli, ["export", "--format", "torchscript", "-o", str(tmp_path / "m.pt"),
+                                      "--checkpoint", path])
+    assert result.exit_code == 2 and "bakenet-cpu.safetensors" in result.output
+    assert not (tmp_path / "m.pt").exists() and "Traceback" not in result.output
