@@ -13,7 +13,7 @@ sample in a fixed order, so a seed reproduces a batch exactly.
     exposure       a linear gain of 2^ev, ev in [-1, 1] stops (highlights clip)
     fade           faded print/film: lifted blacks, lowered whites and contrast, lost
                    saturation and a colour cast that differs between shadows and highlights
-    combo          two different families above, one after the other
+    combo          two different families above (not exposure), one after the other
     clean          nothing: a restorer must leave a clean frame alone
 
 Ranges are what a grade or a wrong camera setting does to a plate, not the worst case; each
@@ -139,8 +139,9 @@ SINGLE = {"darkroom": darkroom_family, "cdl": cdl, "white_balance": white_balanc
 
 
 def combo(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Two different families in a random order, per sample."""
-    names = list(SINGLE)
+    """Two different families in a random order, per sample (exposure is left out: see DEFAULT_MIX
+    in train/restore.py)."""
+    names = [name for name in SINGLE if name != "exposure"]
     out = []
     for i in range(srgb.shape[0]):
         first, second = torch.randperm(len(names), generator=gen)[:2].tolist()

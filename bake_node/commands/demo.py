@@ -9,6 +9,8 @@ import click
 FRAMES = 4
 PAN_PX = 6  # the "camera" moves this far per frame, so the frames differ like a real plate
 DEMO_SEED = 7
+DEMO_FAMILIES = ("darkroom", "cdl", "white_balance", "exposure", "fade", "combo")
+DEMO_FAMILY = "fade"
 
 
 @click.command("demo")
@@ -19,9 +21,11 @@ DEMO_SEED = 7
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="BakeNet .safetensors [default: the shipped model]")
 @click.option("--frames", default=FRAMES, show_default=True, type=click.IntRange(1, 50), help="frames in the plate")
 @click.option("--seed", default=DEMO_SEED, show_default=True, type=int, help="degradation seed")
-def command(out, image, checkpoint, frames, seed):
-    """Make OUT/plate/demo.####.png (a 16-bit plate with a darkroom colour cast), render it to
-    OUT/restored/ with `bake-seq render`'s code, and write OUT/contact_sheet.png.
+@click.option("--family", default=DEMO_FAMILY, show_default=True, type=click.Choice(DEMO_FAMILIES),
+              help="what went wrong with the plate (train/grades.py): one draw for the whole shot")
+def command(out, image, checkpoint, frames, seed, family):
+    """Make OUT/plate/demo.####.png (a 16-bit plate with one colour problem for the whole shot),
+    render it to OUT/restored/ with `bake-seq render`'s code, and write OUT/contact_sheet.png.
 
     \b
     Example:
@@ -31,10 +35,9 @@ def command(out, image, checkpoint, frames, seed):
     import torch
 
     from bake_node.node import get_operator
-    from bake_node.palette import oklabp_to_srgb, srgb_to_oklabp
     from bake_node.render import RenderRequest, pending_frames, plan_render, render
     from sequences.plate import read_plate, write_plate
-    from train import darkroom
+    from train import grades
     from train.bundled import bundled_image
     from train.ciede2000 import delta_e_srgb
     from train.data import seeded
@@ -45,11 +48,12 @@ def command(out, image, checkpoint, frames, seed):
     height, width = source.shape[:2]
     crop_w = width - PAN_PX * (frames - 1)
     clean = [source[:, i * PAN_PX:i * PAN_PX + crop_w] for i in range(frames)]
-    # One draw of the darkroom for the whole shot: a plate has one colour problem, not one per frame.
-    params = darkroom.draw(1, seeded(seed, 0, 0))
-    params = {k: v.expand(frames, *v.shape[1:]) for k, v in params.items()}
-    target = srgb_to_oklabp(torch.from_numpy(np.stack(clean)).permute(0, 3, 1, 2))
-    degraded = oklabp_to_srgb(darkroom.apply(target, params).double()).permute(0, 2, 3, 1).float().numpy()
+    # One draw for the whole shot: a plate has one colour problem, not one per frame. The
+    # families are global colour maps, so degrading the whole photo once and panning across it
+    # is the same as degrading every frame with the same parameters.
+    whole = torch.from_numpy(source).permute(2, 0, 1)[None].double()
+    graded = grades.degrade(family, whole, seeded(seed, 0, 0))[0].permute(1, 2, 0).float().numpy()
+    degraded = [graded[:, i * PAN_PX:i * PAN_PX + crop_w] for i in range(frames)]
 
     plate = folder / "plate" / "demo.####.png"
     for n, frame in enumerate(degraded, start=1001):
@@ -75,7 +79,7 @@ def command(out, image, checkpoint, frames, seed):
         labels.append(f"frame {n}\nΔE00 {de_before:.2f} → {de_after:.2f}")
     sheet = folder / "contact_sheet.png"
     save_grid(rows, ["degraded plate", f"restored ({Path(op.checkpoint.path).name})", "original"], sheet, labels)
-    click.echo(f"plate:         {plate}  ({frames} frames, 16-bit PNG, darkroom seed {seed})")
+    click.echo(f"plate:         {plate}  ({frames} frames, 16-bit PNG, {family} seed {seed})")
     click.echo(f"restored:      {restored_pattern}")
     click.echo(f"contact sheet: {sheet}")
     click.echo(f"mean CIEDE2000 to the original: plate {np.mean(before):.2f}, restored {np.mean(after):.2f}")
