@@ -105,7 +105,7 @@ class TrainConfig:
     def model_config(self) -> BakeNetConfig | GlobalConfig | colorize_model.ColorizeConfig:
         names = (("dim", "depth") if self.model == "bakenet" else ("width", "levels"))
         if self.preset in GLOBAL_PRESETS and self.model == "bakenet":
-            names = ("width", "luts")  # encoder width, basis LUTs
+            names = ("width", "hidden")  # encoder width, encoder head width
         changes = {k: v for k, v in zip(names, (self.dim, self.depth)) if v is not None}
         try:
             return replace(MODEL_PRESETS[self.model][self.preset], **changes)

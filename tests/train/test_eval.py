@@ -11,6 +11,7 @@ from train.ciede2000 import delta_e_srgb
 from train.evaluate import (PSNR_CAP, Case, clean_cases, degraded_cases, do_nothing, evaluate, grey_world,
                             markdown_table, psnr, score)
 from train.data import Image
+from train.grades import EVAL_FAMILIES
 
 
 def flat(rgb, size=8):
@@ -75,10 +76,17 @@ def test_eval_command(tmp_path, tiny_checkpoint):
                                       "-o", str(out), "--cases", "2", "--downscale", "1"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "eval.json").read_text())
-    assert set(report["results"]) == {"degraded", "clean"}
-    assert set(report["results"]["degraded"]) == {"do nothing", "grey-world", "model"}
-    assert report["results"]["degraded"]["model"]["cases"] == 2
-    assert "| clean (1) | model |" in (out / "eval.md").read_text()
+    assert list(report["results"]) == [*EVAL_FAMILIES, "clean"]
+    for family, methods in report["results"].items():
+        assert list(methods) == ["do nothing", "grey-world", "previous cpu model", "model (tiny-test)"]
+        assert methods["model (tiny-test)"]["cases"] == (1 if family == "clean" else 2)
+        nothing = methods["do nothing"]["de2000_mean"]
+        for scores in methods.values():  # the ratio is each method's mean over doing nothing's
+            assert scores["ratio"] is None if family == "clean" else \
+                math.isclose(scores["ratio"], scores["de2000_mean"] / nothing, rel_tol=1e-12)
+    assert report["results"]["cdl"]["do nothing"]["de2000_mean"] > 1
+    table = (out / "eval.md").read_text()
+    assert "| clean (1) | model (tiny-test) | " in table and "| fade (2) | do nothing | " in table
 
 
 def test_eval_command_missing_folder(tmp_path, tiny_checkpoint):

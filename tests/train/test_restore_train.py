@@ -1,0 +1,87 @@
+"""Training the global BakeNet: whole-frame views of every family, learning, exact resume."""
+import json
+
+import pytest
+import torch
+
+from bake_node.checkpoint import load_checkpoint
+from bake_node.errors import SettingsError
+from bake_node.models.bakenet_global import BakeNetGlobal
+from bake_node.node import get_operator
+from train.config import CONFIG_DIR, TrainConfig, load_config
+from train.loop import Trainer
+from train.restore import GlobalTask, view
+from tests.train.test_train_loop import image_folder  # noqa: F401  (fixture)
+
+
+def tiny_global(folder, run, **changes):
+    values = dict(data=str(folder), run=str(run), preset="global", dim=4, depth=16, crop=32, batch=6,
+                  downscale=1, lr=3e-3, warmup_epochs=1, steps=4, val_every=0, sample_every=0,
+                  plot_every=1000, threads=1)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def test_the_shipped_recipe_loads_and_names_the_global_task():
+    cfg = load_config(str(CONFIG_DIR / "global-cpu.yaml"))
+    assert cfg.preset == "global" and cfg.loss == "distance" and cfg.families["clean"] >= 0.3
+    assert "exposure" not in cfg.families
+    with pytest.raises(SettingsError, match="families must map"):
+        TrainConfig(preset="global", families={"sepia": 1.0})
+    with pytest.raises(SettingsError, match="unknown loss"):
+        TrainConfig(preset="global", loss="heo")  # the grade is trained on the OklabP distance
+
+
+def test_views_cover_most_of_the_photo_and_batches_mix_families(image_folder, tmp_path):  # noqa: F811
+    trainer = Trainer(tiny_global(image_folder, tmp_path / "run", batch=12), echo=lambda _: None)
+    assert isinstance(trainer.task, GlobalTask) and isinstance(trainer.model, BakeNetGlobal)
+    given, target = trainer.batch(0)
+    assert given.shape == target.shape == (12, 3, 32, 32)
+    changed = (given - target).abs().flatten(1).amax(1) > 1e-4
+    assert 0 < int(changed.sum()) < 12  # some clean frames, some degraded ones
+    again = trainer.batch(0)
+    assert torch.equal(again[0], given) and torch.equal(again[1], target)  # seeded by the step
+    image = torch.rand(3, 40, 60)
+    assert view(image, 16, torch.Generator().manual_seed(0)).shape == (3, 16, 16)
+
+
+def test_loss_goes_down_and_the_checkpoint_renders(image_folder, tmp_path):  # noqa: F811
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_global(image_folder, run, steps=30, val_data=str(image_folder), val_every=30,
+                                  val_cases=1, families={"clean": 0.2, "fade": 0.8}), echo=lambda _: None)
+    held_out = [trainer.batch(k) for k in range(500, 504)]
+
+    def loss(model):
+        with torch.no_grad():
+            return sum(float(trainer.loss_fn(model(inp), target)) for inp, target in held_out)
+
+    before = loss(trainer.model)
+    summary = trainer.fit()
+    assert loss(trainer.model) < 0.9 * before
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    validation = [r for r in records if "val_de2000" in r]
+    assert validation and {"val_clean", "val_fade"} <= set(validation[-1])
+    assert summary["best_val_de2000"] == validation[-1]["val_de2000"]
+    path = run / "checkpoints" / "last" / "model.safetensors"
+    assert isinstance(load_checkpoint(path).model, BakeNetGlobal)
+    op = get_operator("bake")
+    op.prepare({"checkpoint": str(path), "device": "cpu", "tile": 0})
+    out = op.process(torch.rand(24, 40, 3).numpy(), 1)
+    assert out.shape == (24, 40, 3)
+
+
+def test_resume_continues_exactly(image_folder, tmp_path):  # noqa: F811
+    quiet = {"echo": lambda _: None}
+    whole = Trainer(tiny_global(image_folder, tmp_path / "whole", steps=3), **quiet)
+    whole.fit()
+    Trainer(tiny_global(image_folder, tmp_path / "split", steps=2), **quiet).fit()
+    resumed = Trainer(tiny_global(image_folder, tmp_path / "split", steps=3), **quiet)
+    assert resumed.step == 2
+    resumed.fit()
+
+    def losses(run):
+        return [r["loss"] for r in map(json.loads, (tmp_path / run / "log.jsonl").read_text().splitlines())]
+
+    assert losses("split") == losses("whole")
+    for a, b in zip(whole.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b)
