@@ -28,13 +28,20 @@ def file_key(path: str, missing: str, fix: str) -> tuple[str, int, int]:
     return os.path.realpath(path), st.st_mtime_ns, st.st_size
 from .models.bakenet import PRESETS, BakeNet, BakeNetConfig
 from .models.bakenet_global import BakeNetGlobal, GlobalConfig
+from .models.colorize import ColorizeConfig, ColorizeNet
 
-# One reader for both BakeNet forms: metadata "architecture" names the class to build.
-ARCHITECTURES = {"convolutional": (BakeNetConfig, BakeNet), "global": (GlobalConfig, BakeNetGlobal)}
+# The one reader for every model file: metadata "model" says what it is for, "architecture"
+# which class to build (the first one listed when absent: files from before it was recorded).
+MODELS = {
+    "bakenet": {"convolutional": (BakeNetConfig, BakeNet), "global": (GlobalConfig, BakeNetGlobal)},
+    "colorize": {"unet": (ColorizeConfig, ColorizeNet)},
+}
+MODEL_LABELS = {"bakenet": "BakeNet", "colorize": "a colorize model"}
+ARCHITECTURES = MODELS["bakenet"]
 
 
 def architecture_of(config) -> str:
-    return next(name for name, (cls, _) in ARCHITECTURES.items() if isinstance(config, cls))
+    return next(name for archs in MODELS.values() for name, (cls, _) in archs.items() if isinstance(config, cls))
 
 FORMAT_VERSION = 1
 METADATA_KEY = "bake_seq"
@@ -93,29 +100,40 @@ def save_checkpoint(path: str | os.PathLike, model: BakeNet, info: CheckpointInf
         tmp.unlink(missing_ok=True)
 
 
-def _read_info(path: str, metadata: dict | None) -> CheckpointInfo:
-    fix = "use a checkpoint written by bake-seq (bake-seq train / bake-seq convert)"
+def read_checkpoint(path: str, model_name: str, fix: str):
+    """Any bake-seq model file -> (model in eval mode, metadata dict, config).
+
+    The metadata is checked (model kind, format version, architecture, config values within
+    each config class's bounds) before anything is built, and the tensors against the layout
+    the metadata names before they are loaded."""
+    state, metadata = _read_safetensors(path)
+    label = MODEL_LABELS[model_name]
     if not metadata or METADATA_KEY not in metadata:
         raise CheckpointError(path, "safetensors file has no bake-seq metadata", fix)
     try:
         meta = json.loads(metadata[METADATA_KEY])
-        if meta.get("model") != "bakenet":
-            raise CheckpointError(path, f"holds model {meta.get('model')!r}, not BakeNet", fix)
+        if not isinstance(meta, dict):
+            raise TypeError("not a JSON object")
+        if meta.get("model") != model_name:
+            raise CheckpointError(path, f"holds model {meta.get('model')!r}, not {label}", fix)
         version = int(meta["format_version"])
         if version > FORMAT_VERSION:
             raise CheckpointError(path, f"format version {version} is newer than this bake-seq "
                                   f"understands ({FORMAT_VERSION})", "upgrade bake-seq")
-        architecture = meta.get("architecture", "convolutional")
-        if architecture not in ARCHITECTURES:
-            raise CheckpointError(path, f"unknown BakeNet architecture {architecture!r}", "upgrade bake-seq")
-        config = ARCHITECTURES[architecture][0](**meta["config"])
+        architectures = MODELS[model_name]
+        architecture = meta.get("architecture", next(iter(architectures)))
+        if architecture not in architectures:
+            raise CheckpointError(path, f"unknown {label} architecture {architecture!r}", "upgrade bake-seq")
+        config_class, model_class = architectures[architecture]
+        config = config_class(**meta["config"])
     except CheckpointError:
         raise
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(path, f"bake-seq metadata is unreadable ({exc})", fix) from None
-    return CheckpointInfo(preset=meta.get("preset", "custom"), config=config,
-                          weights=meta.get("weights", "ema"), training=meta.get("training", {}),
-                          format_version=version)
+    model = model_class(config)
+    load_state(model, state, path, label)
+    model.eval().requires_grad_(False)
+    return model, meta, config
 
 
 def _read_safetensors(path: str) -> tuple[dict, dict | None]:
@@ -132,7 +150,7 @@ def _read_safetensors(path: str) -> tuple[dict, dict | None]:
                               "re-export it; a .pth from the reference code needs `bake-seq convert`") from None
 
 
-def load_state(model: BakeNet, state: dict, path: str) -> None:
+def load_state(model: torch.nn.Module, state: dict, path: str, label: str = "BakeNet") -> None:
     """load_state_dict with an error a person can act on instead of a wall of keys."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -145,7 +163,7 @@ def load_state(model: BakeNet, state: dict, path: str) -> None:
             if items:
                 more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
                 parts.append(f"{label}: {', '.join(items[:3])}{more}")
-        raise CheckpointError(path, "weights do not match the BakeNet layout its metadata names: "
+        raise CheckpointError(path, f"weights do not match the {label} layout its metadata names: "
                               + "; ".join(parts),
                               "the file is damaged or was written for another preset/version")
     model.load_state_dict(state, strict=True)
@@ -153,11 +171,10 @@ def load_state(model: BakeNet, state: dict, path: str) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     path = str(path)
-    state, metadata = _read_safetensors(path)
-    info = _read_info(path, metadata)
-    model = ARCHITECTURES[architecture_of(info.config)][1](info.config)
-    load_state(model, state, path)
-    model.eval().requires_grad_(False)
+    model, meta, config = read_checkpoint(path, "bakenet", "use a checkpoint written by bake-seq "
+                                          "(bake-seq train / bake-seq convert)")
+    info = CheckpointInfo(preset=meta.get("preset", "custom"), config=config, weights=meta.get("weights", "ema"),
+                          training=meta.get("training", {}), format_version=int(meta["format_version"]))
     return LoadedCheckpoint(model=model, info=info, path=path, sha256=file_sha256(path))
 
 
