@@ -277,7 +277,8 @@ class Trainer:
             self.best = value
             self.task.save(self.run / "checkpoints" / "best" / "model.safetensors", self.ema,
                            self.info({"best_val_de2000": value}))
-        self.echo(f"step {self.step}: validation {text} (best CIEDE2000 {self.best:.3f})")
+        self.echo(f"step {self.step}: validation {text} (best {getattr(self.task, 'score_name', 'CIEDE2000')} "
+                  f"{self.best:.3f})")
         return value
 
     def save_samples(self) -> None:

@@ -66,6 +66,8 @@ def view(image: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
 class GlobalTask(BakeTask):
     """BakeNet global: whole-frame views, every family of ``train.grades``, OklabP distance."""
 
+    score_name = "worst-family fraction of target"
+
     def __init__(self, cfg):
         super().__init__(cfg)
         mix = cfg.families or DEFAULT_MIX
