@@ -5,6 +5,7 @@ commands take every option render takes, read from render's own click parameters
 """
 from __future__ import annotations
 
+import json
 import os
 
 import click
@@ -104,55 +105,61 @@ def openjd(bundle, deadline_cloud, chunk, bake_seq_exe, name, sequence, **opts):
 @command.command("opencue")
 @click.option("--cuebot", metavar="HOST", help="Cuebot to launch on [default: $CUEBOT_HOSTS]")
 @click.option("--write", "write_dir", type=click.Path(file_okay=False),
-              help="write the outline script and job spec into this folder instead of launching "
-                   "[default when no Cuebot is configured: ./bake-seq-opencue]")
+              help="write the outline script, its values (JSON) and job spec into this folder instead "
+                   "of launching [default when no Cuebot is configured: ./bake-seq-opencue]")
 @click.option("--show", help="OpenCue show [default: $SHOW or pyoutline's]")
 @click.option("--shot", help="OpenCue shot [default: $SHOT or pyoutline's]")
 @click.option("--service", help="OpenCue service of the layers [default: the Cuebot's]")
 @click.option("--cores", type=click.FloatRange(min=0), help="cores per task [default: the service's]")
 @job_options
 def opencue(cuebot, write_dir, show, shot, service, cores, chunk, bake_seq_exe, name, sequence, **opts):
-    """Launch SEQUENCE on OpenCue, or write its outline script (pyoutline) and job spec.
+    """Launch SEQUENCE on OpenCue, or write its outline script (pyoutline), values and job spec.
 
     \b
     Example:
       CUEBOT_HOSTS=cuebot bake-seq submit opencue shot_010/####.dpx -o out/####.exr --chunk 10
       bake-seq submit opencue shot_010/####.dpx --write cue_job/ && python cue_job/opencue_job.py
     """
-    from plugins.farm.opencue_outline import cuebot_configured, load_script, outline_script
+    from plugins.farm.opencue_outline import cuebot_configured, job_data, job_json, load_job_module
 
     job = planned_job(sequence, opts, chunk, bake_seq_exe, name)
-    script = outline_script(job, "opencue_job.py", show, shot, {"service": service, "cores": cores})
+    # The values are data (JSON), never Python source: the outline is built from what is written.
+    values = job_json(job_data(job, show, shot, {"service": service, "cores": cores}))
     launch = not write_dir and cuebot_configured(cuebot)
     try:
-        outline = load_script(script)
+        cue = load_job_module()
     except ImportError as exc:
         if launch:
             raise FarmError(None, f"pyoutline is not installed ({exc})",
                             "pip install opencue-pyoutline, or pass --write DIR") from None
-        outline = None
+        cue = None
     if launch:
         try:
-            launched = outline["launch"](outline["build_outline"](), cuebot)
+            launched = cue.launch(cue.build_outline(json.loads(values)), cuebot)
         except Exception as exc:  # pycue raises its own connection errors; one line, retryable
             raise FarmError(None, f"OpenCue launch failed: {str(exc).splitlines()[0] if str(exc) else exc!r}",
                             "check --cuebot / $CUEBOT_HOSTS, or pass --write DIR") from None
         click.echo("launched " + ", ".join(j.name() for j in launched))
         return
     folder = write_dir or "bake-seq-opencue"
-    written = write_opencue(folder, script, outline)
+    written = write_opencue(folder, values, cue)
     click.echo(f"wrote {', '.join(written)}: {len(job.frames)} frames in chunks of {chunk}")
     click.echo(f"  launch: python {written[0]}   (needs pyoutline and $CUEBOT_HOSTS or --cuebot)")
-    if outline is None:
+    if cue is None:
         click.echo("note: pyoutline is not installed here: job spec not written", err=True)
 
 
-def write_opencue(folder: str, script: str, outline: dict | None) -> list[str]:
+def write_opencue(folder: str, values: str, cue) -> list[str]:
+    """opencue_job.py (the shipped script, unchanged), opencue_job.json (this job's values) and,
+    with pyoutline, opencue_job.xml (the spec they serialise to)."""
+    from plugins.farm.opencue_outline import job_script
     from sequences.errors import OutputError
 
-    files = [(os.path.join(folder, "opencue_job.py"), script)]
-    if outline is not None:
-        files.append((os.path.join(folder, "opencue_job.xml"), outline["job_spec"](outline["build_outline"]())))
+    files = [(os.path.join(folder, "opencue_job.py"), job_script()),
+             (os.path.join(folder, "opencue_job.json"), values)]
+    if cue is not None:
+        spec = cue.job_spec(cue.build_outline(json.loads(values)))
+        files.append((os.path.join(folder, "opencue_job.xml"), spec))
     try:
         os.makedirs(folder, exist_ok=True)
         for path, text in files:

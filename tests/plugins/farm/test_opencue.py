@@ -1,5 +1,8 @@
 """`bake-seq submit opencue`: the outline script (pyoutline) is built and serialised without a
 Cuebot, and its command, with the chunk's frames filled in as RQD does, renders the frames."""
+import json
+import pathlib
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -9,7 +12,7 @@ import pytest
 
 from plugins.farm import opencue_outline
 from plugins.farm.opencue_outline import frame_runs
-from tests.plugins.farm.conftest import assert_same_frames, bake, subprocess_env
+from tests.plugins.farm.conftest import REPO, assert_same_frames, bake, subprocess_env
 from tests.test_render_cli import png16_with_10bit_codes
 
 pytest.importorskip("outline", reason="pyoutline (opencue-pyoutline) is not installed")
@@ -71,40 +74,110 @@ def test_step_is_kept_after_the_frame_tokens(tmp_path, bake_seq_exe, monkeypatch
     assert "'#FRAME_START#-#FRAME_END#x2'" in layer["cmd"]  # a chunk 1..5 renders 1,3,5 only
 
 
-def test_launches_when_a_cuebot_is_configured(tmp_path, plate, bake_seq_exe, monkeypatch):
+# Issue 17 item 1: paths are data. A delivered folder may be named like Python (or shell) code;
+# neither bake-seq nor the written script may run it, and the farm must see the path unchanged.
+SHIPPED_SCRIPT = REPO / "plugins" / "farm" / "opencue_job.py"
+PAYLOAD = '__import__("os").system("touch MARKER")'
+HOSTILE_NAMES = {
+    "triple_double": f'vendor_x""";{PAYLOAD};r"""',
+    "triple_single": f"vendor_x''';{PAYLOAD};r'''",
+    "backslash_newline": f'x\\"\\\n{PAYLOAD}\nr"\\',
+    "braces": "{{Param.PlateFolder}} {job} {0} %s {{__import__('os').system('touch MARKER')}}",
+    "shell": "$(touch MARKER) `touch MARKER`; touch MARKER' \"touch MARKER",
+    "non_ascii": f'plåte ñ 日本 \u00a0{PAYLOAD}"""',
+}
+
+
+@pytest.fixture
+def argv_dump(tmp_path):
+    """Stands in for bake-seq on a farm node: writes the arguments it was given as JSON."""
+    exe = tmp_path / "bin" / "argv-dump"
+    exe.parent.mkdir(exist_ok=True)
+    exe.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                   "json.dump(sys.argv[1:], open(sys.argv[-1] + '.argv.json', 'w'))\n")
+    exe.chmod(0o755)
+    return str(exe)
+
+
+def no_marker(root):
+    return [str(p) for p in root.rglob("MARKER*")] == []
+
+
+@pytest.mark.parametrize("hostile", list(HOSTILE_NAMES.values()), ids=list(HOSTILE_NAMES))
+def test_hostile_paths_are_never_run_and_reach_the_farm_unchanged(tmp_path, argv_dump, hostile, monkeypatch):
+    monkeypatch.delenv("CUEBOT_HOSTS", raising=False)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)  # where `touch MARKER` would land
+    plate = png16_with_10bit_codes(tmp_path / hostile / "plate", range(1, 4))
+    output = str(tmp_path / f"out {hostile}" / "####.png")
+    job = tmp_path / "job"
+    bake("submit", "opencue", plate, "-o", output, "--frames", "1-3", "--chunk", "3", "--write", job,
+         "--bake-seq-exe", argv_dump, "--show", hostile, "--shot", hostile, "--service", hostile)
+    assert no_marker(tmp_path)
+
+    # The written script runs (as users launch it, without a Cuebot) without running the path.
+    printed = subprocess.run([sys.executable, str(job / "opencue_job.py"), "--spec"], capture_output=True,
+                             text=True, env=subprocess_env(), cwd=work)
+    assert printed.returncode == 0, printed.stderr
+    assert no_marker(tmp_path)
+    [layer] = layers_of((job / "opencue_job.xml").read_text(encoding="utf-8"))
+    assert layers_of(printed.stdout) == [layer]
+    spec = ET.fromstring(printed.stdout.split("?>", 1)[1].split(">", 1)[1])
+    assert spec.findtext("show") == hostile and spec.findtext("shot") == hostile
+    assert spec.find(".//service").text == hostile.split(",")[0].strip()  # pyoutline keeps the first
+
+    # Round trip: the task's command, through a POSIX shell as RQD runs it, hands over the exact paths.
+    command = layer["cmd"].replace("#FRAME_START#", "1").replace("#FRAME_END#", "3")
+    task = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, cwd=work)
+    assert task.returncode == 0, task.stderr
+    args = json.loads(pathlib.Path("1-3.argv.json").read_text())
+    assert args == ["render", plate, "-o", output, "--frames", "1-3"]
+    assert no_marker(tmp_path)
+
+    # The script holds no value of the job: it is the shipped module; the values are JSON beside it.
+    assert (job / "opencue_job.py").read_text(encoding="utf-8") == SHIPPED_SCRIPT.read_text(encoding="utf-8")
+    values = json.loads((job / "opencue_job.json").read_text(encoding="ascii"))
+    assert (values["plate"], values["output"], values["show"]) == (plate, output, hostile)
+    assert shlex.split(values["layers"][0]["command"]) == [
+        argv_dump, "render", plate, "-o", output, "--frames", "#FRAME_START#-#FRAME_END#"]
+
+
+def test_launches_when_a_cuebot_is_configured(tmp_path, bake_seq_exe, monkeypatch):
     launched = []
 
     class Job:
         def name(self):
             return "testing-sh010-me_bake"
 
-    real_load = opencue_outline.load_script
-
-    def load_script(text, *args):
-        module = real_load(text, *args)
-        module["launch"] = lambda ol, cuebot: launched.append((ol, cuebot)) or [Job()]
-        return module
-
-    monkeypatch.setattr(opencue_outline, "load_script", load_script)
+    cue = opencue_outline.load_job_module()
+    monkeypatch.setattr(cue, "launch", lambda ol, cuebot: launched.append((ol, cuebot)) or [Job()])
     monkeypatch.setenv("CUEBOT_HOSTS", "cuebot.example")
+    monkeypatch.chdir(tmp_path)
+    plate = png16_with_10bit_codes(tmp_path / HOSTILE_NAMES["triple_double"], range(1, 3))
     out = bake("submit", "opencue", plate, "--bake-seq-exe", bake_seq_exe)
     assert "launched testing-sh010-me_bake" in out.stdout and launched[0][1] is None
-    assert [layer.get_name() for layer in launched[0][0].get_layers()] == ["render"]
+    [layer] = launched[0][0].get_layers()
+    assert layer.get_name() == "render" and shlex.split(layer.get_arg("command"))[2] == plate
+    assert no_marker(tmp_path)
 
     def refuse(ol, cuebot):
         raise ConnectionError("failed to connect to all addresses\nsecond line")
 
-    monkeypatch.setattr(opencue_outline, "load_script", lambda text, *a: real_load(text, *a) | {"launch": refuse})
+    monkeypatch.setattr(cue, "launch", refuse)
     failed = bake("submit", "opencue", plate, "--cuebot", "nowhere", "--bake-seq-exe", bake_seq_exe, code=10)
     assert failed.stderr.count("\n") == 1 and "failed to connect" in failed.stderr
 
 
-def test_without_pyoutline_the_script_is_still_written(tmp_path, plate, bake_seq_exe, monkeypatch):
-    def no_pyoutline(text, *args):
-        raise ImportError("No module named 'outline'")
-
-    monkeypatch.setattr(opencue_outline, "load_script", no_pyoutline)
+def test_without_pyoutline_the_script_and_its_values_are_still_written(tmp_path, bake_seq_exe, monkeypatch):
+    monkeypatch.setitem(sys.modules, "outline", None)  # `import outline` raises ImportError
+    monkeypatch.delitem(sys.modules, "plugins.farm.opencue_job", raising=False)
     monkeypatch.delenv("CUEBOT_HOSTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    plate = png16_with_10bit_codes(tmp_path / HOSTILE_NAMES["triple_double"], range(1, 3))
     out = bake("submit", "opencue", plate, "--write", tmp_path / "job", "--bake-seq-exe", bake_seq_exe)
-    assert (tmp_path / "job" / "opencue_job.py").exists() and not (tmp_path / "job" / "opencue_job.xml").exists()
-    assert "job spec not written" in out.stderr
+    assert not (tmp_path / "job" / "opencue_job.xml").exists() and "job spec not written" in out.stderr
+    script = (tmp_path / "job" / "opencue_job.py").read_text(encoding="utf-8")
+    assert script == SHIPPED_SCRIPT.read_text(encoding="utf-8")
+    assert json.loads((tmp_path / "job" / "opencue_job.json").read_text())["plate"] == plate
+    assert no_marker(tmp_path)
