@@ -33,14 +33,14 @@ L_BANDS = 8  # a and b means per lightness band: split toning and tinted blacks 
 @dataclass(frozen=True)
 class GlobalConfig:
     thumb: int = 64  # the encoder's view: the whole frame area-averaged to thumb x thumb
-    width: int = 16  # encoder channels at the first level (x2 per level, 4 levels)
+    width: int = 16  # encoder channels at the first level (x2 per level, 4 levels); 0 = statistics only
     hidden: int = 128  # encoder head width
     curve_knots: int = 16  # lightness tone curve segments
     toning_knots: int = 8  # a and b offsets as functions of lightness (split toning, tinted blacks)
     harmonics: int = 2  # chroma scale and hue rotation as Fourier series in hue
 
     def __post_init__(self):
-        limits = {"thumb": (16, 256), "width": (1, 64), "hidden": (1, 1024), "curve_knots": (1, 256),
+        limits = {"thumb": (16, 256), "width": (0, 64), "hidden": (1, 1024), "curve_knots": (1, 256),
                   "toning_knots": (2, 256), "harmonics": (0, 16)}
         for name, (low, high) in limits.items():
             value = getattr(self, name)
@@ -100,9 +100,9 @@ class Encoder(nn.Module):
     def __init__(self, cfg: GlobalConfig):
         super().__init__()
         w = cfg.width
-        chans = (3, w, 2 * w, 4 * w, 8 * w)
+        chans = (3, w, 2 * w, 4 * w, 8 * w) if w else (3,)
         self.convs = nn.ModuleList(nn.Conv2d(cin, cout, 3, stride=2, padding=1) for cin, cout in zip(chans, chans[1:]))
-        features = 2 * chans[-1] + cfg.stats_features
+        features = (2 * chans[-1] if w else 0) + cfg.stats_features
         # ActNorm (Kingma & Dhariwal 2018): the features' natural scales differ by 100x (pooled
         # conv features ~0.01, quantiles ~1); a shift and scale set from the first training
         # batch (then trained) give every feature unit spread, which made the encoder learn
@@ -117,11 +117,12 @@ class Encoder(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, thumb: torch.Tensor) -> torch.Tensor:
-        x = thumb
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.2)
-        pooled = torch.cat([x.mean((2, 3)), x.std((2, 3))], dim=1)
-        features = torch.cat([pooled, colour_statistics(thumb)], dim=1)
+        features = colour_statistics(thumb)
+        if len(self.convs):
+            x = thumb
+            for conv in self.convs:
+                x = F.leaky_relu(conv(x), 0.2)
+            features = torch.cat([x.mean((2, 3)), x.std((2, 3)), features], dim=1)
         if self.training and not self.initialised and features.shape[0] > 1:
             with torch.no_grad():
                 self.shift.copy_(-features.mean(0))
