@@ -97,11 +97,12 @@ def adaptation_matrix(src_xy: torch.Tensor, dst_xy: torch.Tensor) -> torch.Tenso
     return torch.linalg.inv(to_xyz) @ cat @ to_xyz
 
 
-def white_balance(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def white_balance(srgb: torch.Tensor, gen: torch.Generator, kelvin_range=(2800.0, 12000.0),
+                  max_tint: float = 0.012) -> torch.Tensor:
     """The scene was lit by a random illuminant but the camera was balanced for D65."""
     n = srgb.shape[0]
-    kelvin = torch.exp(_u(gen, n, math.log(2800.0), math.log(12000.0)))
-    tint = _u(gen, n, -0.012, 0.012)
+    kelvin = torch.exp(_u(gen, n, math.log(kelvin_range[0]), math.log(kelvin_range[1])))
+    tint = _u(gen, n, -max_tint, max_tint)
     xy = cct_to_xy(kelvin)
     xy = xy + tint[:, None] * torch.tensor([-0.5, 1.0], dtype=torch.float64)  # towards green / magenta
     d65 = torch.tensor(D65_XY, dtype=torch.float64).expand(n, 2)
@@ -113,8 +114,8 @@ def white_balance(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return srgb_oetf(out.clamp(0.0, 1.0))
 
 
-def exposure(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    ev = _u(gen, srgb.shape[0], -1.0, 1.0)
+def exposure(srgb: torch.Tensor, gen: torch.Generator, stops: float = 1.0) -> torch.Tensor:
+    ev = _u(gen, srgb.shape[0], -stops, stops)
     return srgb_oetf((srgb_eotf(srgb.double()) * _per_pixel((2.0 ** ev)[:, None])).clamp(0.0, 1.0))
 
 
@@ -128,6 +129,18 @@ def fade(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     x = luma + _per_pixel(sat[:, None]) * (x - luma)
     x = _per_pixel(black) + (_per_pixel(white) - _per_pixel(black)) * x
     return x.clamp(0.0, 1.0)
+
+
+def natural(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A version of a clean photo that is just as clean: another camera's white balance
+    (5000-8000 K, small tint), exposure (+-0.3 stop) and saturation (0.9-1.1). Training uses it
+    as the *target*, so the model learns a band of normal looks instead of the exact palettes of
+    its few dozen photos, and leaves frames inside that band alone."""
+    x = white_balance(srgb, gen, (5000.0, 8000.0), 0.004)
+    x = exposure(x, gen, 0.3)
+    sat = _u(gen, srgb.shape[0], 0.9, 1.1)
+    luma = _luma(x)
+    return (luma + _per_pixel(sat[:, None]) * (x - luma)).clamp(0.0, 1.0)
 
 
 def clean(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

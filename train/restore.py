@@ -108,6 +108,10 @@ class GlobalTask(BakeTask):
         first = micro * cfg.batch
         clean = torch.stack([self.frame(images, int(epoch_order(n, cfg.seed, k // n)[k % n]), gen)
                              for k in range(first, first + cfg.batch)])
+        # Targets vary like clean photos do (grades.natural): no palette of the training set is
+        # "the" clean one, so the model cannot learn them (measured: without this, clean
+        # validation frames were changed more and more as training went on, to CIEDE2000 5).
+        clean = grades.natural(clean.double(), seeded(cfg.seed, micro, 200)).float()
         family = torch.multinomial(self.weights, cfg.batch, replacement=True, generator=gen)
         given = torch.empty_like(clean, dtype=torch.float64)
         for f, name in enumerate(self.families):
