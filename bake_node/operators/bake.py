@@ -21,7 +21,7 @@ DEFAULT_CHECKPOINT = WEIGHTS / "bakenet-default.safetensors"  # the global prese
 CPU_CHECKPOINT = WEIGHTS / "bakenet-cpu.safetensors"  # the previous default (per-pixel `cpu` preset)
 
 RANGE_POLICIES = ("preserve", "clip")
-GLOBAL_BYTES_PER_PIXEL = 57 * 8  # global model: float64 colour conversions dominate (~450 B/pixel)
+GLOBAL_TILE = 512  # the global model's default tile (results do not depend on it)
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -125,8 +125,9 @@ class Bake(Operator):
 
     def _process_global(self, image: torch.Tensor) -> torch.Tensor:
         grade = self.frame_grade(image)
-        height, width = image.shape[2:]
-        # A colour function per pixel: no halo; tiles only bound the float64 conversion buffers.
-        tile = self.settings["tile"] or auto_tile(height, width, 0, GLOBAL_BYTES_PER_PIXEL // 57, self.device)
+        # A colour function per pixel: no halo, and the tile only sets how much of the frame each
+        # elementwise pass touches at once (512 px tiles stay in cache: 0.65 s per 2K frame on
+        # 2 cores against 0.84 s for the memory-budget tile, measured in one run).
+        tile = self.settings["tile"] or GLOBAL_TILE
         return run_tiled(lambda srgb: restore_srgb(lambda lab: self.model.apply(grade, lab), srgb),
                          image, tile, 0, self.device)
