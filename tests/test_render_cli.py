@@ -227,7 +227,7 @@ def test_reruns_bit_identical_across_processes_and_tiles(tmp_path, ckpt):
 
 
 def test_sigkill_mid_sequence_leaves_no_partial_frame_and_resumes(tmp_path):
-    slow = make_checkpoint(tmp_path / "slow.safetensors", config=__import__("bake_node.model", fromlist=["x"]).PRESETS["cpu"])
+    slow = make_checkpoint(tmp_path / "slow.safetensors", config=__import__("bake_node.models.bakenet", fromlist=["x"]).PRESETS["cpu"])
     folder = tmp_path / "big"
     folder.mkdir()
     frames = range(1, 9)

@@ -95,6 +95,8 @@ class GlobalTask(BakeTask):
         return mean_distance
 
     def set_validation(self, images) -> list:
+        if not images:
+            return []
         families = ["clean"] + [f for f in grades.EVAL_FAMILIES if f in self.families]
         self.suites = family_cases(images, families, VAL_SEED, self.cfg.val_cases)
         self.cases = [c for suite in self.suites.values() for c in suite]
