@@ -68,8 +68,9 @@ class Bake(Operator):
     label = "Bake Colour Restore"
     knobs = (
         Knob("checkpoint", "path", None, "BakeNet checkpoint (.safetensors); default: the shipped model"),
-        Knob("precision", "choice", "fp32", "model arithmetic: fp32 (default, exact) or bf16 (opt-in; "
-             "costs ~0.01 CIEDE2000, gave no speed-up on the 2-core CPU measured, see README)", choices=PRECISIONS),
+        Knob("precision", "choice", "fp32", "model arithmetic of the per-pixel presets: fp32 (default, "
+             "exact) or bf16 (opt-in; costs ~0.01 CIEDE2000, gave no speed-up on the 2-core CPU measured, "
+             "see README); the global model always runs fp32", choices=PRECISIONS),
         Knob("range_policy", "choice", "preserve", "values outside the model's [0,1] domain: "
              "'preserve' passes the excess through unchanged, 'clip' drops it", choices=RANGE_POLICIES),
     )
