@@ -130,6 +130,13 @@ def read_checkpoint(path: str, model_name: str, fix: str):
         raise
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(path, f"bake-seq metadata is unreadable ({exc})", fix) from None
+    for name, tensor in state.items():  # right shapes but wrong values would render NaN frames with exit 0
+        if not tensor.is_floating_point():
+            raise CheckpointError(path, f"tensor {name} holds {str(tensor.dtype).replace('torch.', '')}, not floats",
+                                  "the file is damaged or not a bake-seq model; re-export it")
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(path, f"tensor {name} holds NaN or Inf values",
+                                  "the training run diverged or the file is damaged; use another checkpoint")
     model = model_class(config)
     load_state(model, state, path, label)
     model.eval().requires_grad_(False)

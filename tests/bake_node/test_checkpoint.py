@@ -2,8 +2,10 @@ import json
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from bake_node.checkpoint import (METADATA_KEY, CheckpointInfo, import_reference, load_checkpoint,
@@ -90,3 +92,34 @@ def test_pickled_code_is_refused(tmp_path):
         pickle.dump({"ema_shadow": Evil()}, fh)
     with pytest.raises(CheckpointError, match="never unpickles code"):
         import_reference(src)
+
+
+@pytest.mark.parametrize("damage", ["nan", "inf", "int", "bool"])
+def test_weights_that_are_not_finite_floats_are_refused_in_one_line(tmp_path, tiny_checkpoint, damage):
+    """Right names and shapes, wrong values: before this check they loaded and rendered NaN frames."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from bake_node.cli import cli
+
+    state = load_file(tiny_checkpoint)
+    with safe_open(tiny_checkpoint, "pt") as fh:
+        metadata = fh.metadata()
+    name = sorted(state)[0]
+    if damage in ("nan", "inf"):
+        state[name] = state[name].clone()
+        state[name].view(-1)[0] = float(damage)
+    else:
+        state[name] = state[name].to(torch.int32 if damage == "int" else torch.bool)
+    bad = tmp_path / f"{damage}.safetensors"
+    save_file(state, str(bad), metadata=metadata)
+    with pytest.raises(CheckpointError, match="NaN or Inf" if damage in ("nan", "inf") else "not floats"):
+        load_checkpoint(bad)
+    plate = tmp_path / "p"
+    plate.mkdir()
+    import OpenImageIO as oiio
+    assert oiio.ImageBuf(np.zeros((8, 8, 3), np.uint8)).write(str(plate / "f.0001.png"))
+    result = CliRunner().invoke(cli, ["render", str(plate / "f.####.png"), "--checkpoint", str(bad),
+                                      "-o", str(tmp_path / "o" / "f.####.png")])
+    assert result.exit_code == 4 and "Traceback" not in result.output
+    assert not (tmp_path / "o" / "f.0001.png").exists()
