@@ -5,6 +5,7 @@ Exit codes are listed in bake_node/errors.py and the README.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -86,6 +87,16 @@ def map_paths(sequence: str, opts: dict) -> tuple[str, dict]:
     return map_path(sequence, rules), mapped
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange lets 'nan' through (every comparison with NaN is false)."""
+
+    def convert(self, value, param, ctx):
+        result = super().convert(value, param, ctx)
+        if not math.isfinite(result):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return result
+
+
 def knob_option(knob: Knob):
     """A click option generated from a node-contract knob."""
     kwargs = {"default": None, "show_default": False, "help": f"{knob.help} [default: {knob.default}]"}
@@ -96,7 +107,7 @@ def knob_option(knob: Knob):
     elif knob.type is bool:
         return click.option(f"{knob.flag}/--no-{knob.flag[2:]}", knob.name, default=None, help=knob.help)
     elif knob.type in (int, float):
-        kwargs["type"] = (click.IntRange if knob.type is int else click.FloatRange)(knob.min, knob.max)
+        kwargs["type"] = (click.IntRange if knob.type is int else FiniteFloatRange)(knob.min, knob.max)
     return click.option(knob.flag, knob.name, **kwargs)
 
 

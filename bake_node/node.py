@@ -12,6 +12,8 @@ Hosts that cannot import bake_node (Nuke's own Python) get the same declaration 
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -50,6 +52,8 @@ class Knob:
 
         if self.kind in ("int", "float"):
             value = int(value) if self.kind == "int" else float(value)
+            if not math.isfinite(value):  # NaN passes every range check below
+                raise SettingsError(None, f"{self.name} = {value} is not a finite number", "use a finite value")
             if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
                 raise SettingsError(None, f"{self.name} = {value} is out of range",
                                     f"use a value in [{self.min}, {self.max}]")

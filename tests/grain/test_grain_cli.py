@@ -109,3 +109,17 @@ def test_help_lists_the_grain_knobs():
                  "--grain-size", "--grain-response", "--checkpoint"):
         assert flag in text
     assert "--max-frames" in run("grain", "analyze", "--help").output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-nan"])
+def test_float_knobs_refuse_nan_and_inf_on_the_command_line_and_in_settings(tmp_path, value):
+    """A NaN grain amount passed every range check and rendered all-NaN frames with exit 0."""
+    plate = write_png16(tmp_path / "p", {FRAMES[0]: scene(64, 64)})
+    result = run("render", plate, "--op", "grain", "--grain-amount", value, "-o", tmp_path / "o" / "g.####.png",
+                 code=2)
+    assert "not a finite number" in result.output and not (tmp_path / "o").exists()
+    settings = tmp_path / "grain.yaml"
+    settings.write_text(f"op: grain\nsettings:\n  grain_amount: {'.nan' if 'nan' in value else '.inf'}\n")
+    result = run("render", plate, "--config", settings, "-o", tmp_path / "o2" / "g.####.png", code=2)
+    assert "not a finite number" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o2").exists()
