@@ -123,3 +123,13 @@ def test_weights_that_are_not_finite_floats_are_refused_in_one_line(tmp_path, ti
                                       "-o", str(tmp_path / "o" / "f.####.png")])
     assert result.exit_code == 4 and "Traceback" not in result.output
     assert not (tmp_path / "o" / "f.0001.png").exists()
+
+
+@pytest.mark.parametrize("meta", ["[1, 2]", "\"bakenet\"", "{\"model\": \"bakenet\", \"format_version\": 1, \"config\": [30]}"])
+def test_metadata_that_is_not_a_record_is_one_line(tmp_path, tiny_checkpoint, meta):
+    from safetensors.torch import load_file
+
+    bad = tmp_path / "bad.safetensors"
+    save_file(load_file(tiny_checkpoint), str(bad), metadata={METADATA_KEY: meta})
+    with pytest.raises(CheckpointError, match="metadata is unreadable"):
+        load_checkpoint(bad)
