@@ -33,8 +33,8 @@ Examples:
 @click.option("--epochs", type=click.IntRange(1), help="stop after this many epochs (passes over the images)")
 @click.option("--max-minutes", type=click.FloatRange(0, min_open=True),
               help="also stop after this much wall time (the last epoch is checkpointed)")
-@click.option("--preset", help="model preset: global (whole-frame 3D LUT, the default model), v5 (reference) "
-                                  "or cpu; colorize: small, base or tiny")
+@click.option("--preset", help="model preset: global (one grade per frame from the whole frame, the "
+                                  "default model), v5 (reference) or cpu; colorize: small, base or tiny")
 @click.option("--loss", type=click.Choice(["heo", "hyper", "distance", "l1+ssim"]),
               help="bakenet v5/cpu: 3-ch HeoLoss or 96-ch Hyper-Baked projection; global: distance "
                    "(per-pixel OklabP distance); colorize: l1+ssim")
