@@ -37,7 +37,6 @@ MODELS = {
     "colorize": {"unet": (ColorizeConfig, ColorizeNet)},
 }
 MODEL_LABELS = {"bakenet": "BakeNet", "colorize": "a colorize model"}
-ARCHITECTURES = MODELS["bakenet"]
 
 
 def architecture_of(config) -> str:
