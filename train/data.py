@@ -117,7 +117,11 @@ def random_crop(image: torch.Tensor, size: int, gen: torch.Generator) -> torch.T
     image = reflect_pad(image, size)
     top = int(torch.randint(image.shape[1] - size + 1, (1,), generator=gen))
     left = int(torch.randint(image.shape[2] - size + 1, (1,), generator=gen))
-    crop = image[:, top:top + size, left:left + size]
+    return random_flips(image[:, top:top + size, left:left + size], gen)
+
+
+def random_flips(crop: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Horizontal, then vertical flip of (C, H, W), each with probability 0.5 (spec section 5)."""
     flips = torch.rand(2, generator=gen) < 0.5
     if flips[0]:
         crop = crop.flip(2)

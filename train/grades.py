@@ -52,6 +52,12 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(1, keepdim=True)
 
 
+def saturate(x: torch.Tensor, sat: torch.Tensor) -> torch.Tensor:
+    """Scale each sample's distance from Rec.709 luma by ``sat`` (N,), as OCIO's CDL does."""
+    luma = _luma(x)
+    return luma + _per_pixel(sat[:, None]) * (x - luma)
+
+
 def darkroom_family(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     target = srgb_to_oklabp(srgb.float())
     p = darkroom.draw(srgb.shape[0], gen, darkroom.STRENGTH, torch.device("cpu"))
@@ -67,8 +73,7 @@ def cdl(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     x = srgb.double()
     x = (x * _per_pixel(slope) + _per_pixel(offset)).clamp(0.0, 1.0)
     x = x ** _per_pixel(power)
-    luma = _luma(x)
-    return (luma + _per_pixel(sat[:, None]) * (x - luma)).clamp(0.0, 1.0)
+    return saturate(x, sat).clamp(0.0, 1.0)
 
 
 def cct_to_xy(kelvin: torch.Tensor) -> torch.Tensor:
@@ -124,9 +129,7 @@ def fade(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     black = _u(gen, n, 0.03, 0.15)[:, None] + _u(gen, n, -0.04, 0.04, 3)  # lifted, tinted blacks
     white = _u(gen, n, 0.80, 1.0)[:, None] + _u(gen, n, -0.06, 0.04, 3)  # dimmer, tinted whites
     sat = _u(gen, n, 0.4, 0.9)
-    x = srgb.double()
-    luma = _luma(x)
-    x = luma + _per_pixel(sat[:, None]) * (x - luma)
+    x = saturate(srgb.double(), sat)
     x = _per_pixel(black) + (_per_pixel(white) - _per_pixel(black)) * x
     return x.clamp(0.0, 1.0)
 
@@ -138,9 +141,7 @@ def natural(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     its few dozen photos, and leaves frames inside that band alone."""
     x = white_balance(srgb, gen, (5000.0, 8000.0), 0.004)
     x = exposure(x, gen, 0.3)
-    sat = _u(gen, srgb.shape[0], 0.9, 1.1)
-    luma = _luma(x)
-    return (luma + _per_pixel(sat[:, None]) * (x - luma)).clamp(0.0, 1.0)
+    return saturate(x, _u(gen, srgb.shape[0], 0.9, 1.1)).clamp(0.0, 1.0)
 
 
 def clean(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from bake_node.palette import srgb_to_oklabp
 
 from . import grades
-from .data import epoch_order, seeded
+from .data import epoch_order, random_flips, seeded
 from .evaluate import Case, family_cases, model_method, score
 from .loop import BakeTask
 
@@ -55,12 +55,7 @@ def view(image: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
     left = int(torch.randint(w - cw + 1, (1,), generator=gen))
     crop = image[None, :, top:top + ch, left:left + cw]
     crop = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
-    flips = torch.rand(2, generator=gen) < 0.5
-    if flips[0]:
-        crop = crop.flip(2)
-    if flips[1]:
-        crop = crop.flip(1)
-    return crop.clamp(0.0, 1.0)
+    return random_flips(crop, gen).clamp(0.0, 1.0)
 
 
 class GlobalTask(BakeTask):
