@@ -12,6 +12,7 @@ from bake_node.colorize_checkpoint import load_colorize
 from bake_node.errors import SettingsError
 from train.config import TrainConfig
 from train.loop import Trainer
+from tests.train.resume import assert_resume_continues_exactly
 
 
 @pytest.fixture(scope="module")
@@ -96,17 +97,4 @@ def test_train_command_and_wall_budget(colour_folder, tmp_path):
 
 
 def test_resume_continues_exactly(colour_folder, tmp_path):
-    quiet = {"echo": lambda _: None}
-    whole = Trainer(tiny(colour_folder, tmp_path / "whole", steps=3), **quiet)
-    whole.fit()
-    Trainer(tiny(colour_folder, tmp_path / "split", steps=2), **quiet).fit()
-    resumed = Trainer(tiny(colour_folder, tmp_path / "split", steps=3), **quiet)
-    assert resumed.step == 2
-    resumed.fit()
-
-    def losses(run):
-        return [r["loss"] for r in map(json.loads, (tmp_path / run / "log.jsonl").read_text().splitlines())]
-
-    assert losses("split") == losses("whole")
-    for a, b in zip(whole.ema.state_dict().values(), resumed.ema.state_dict().values()):
-        assert torch.equal(a, b)
+    assert_resume_continues_exactly(lambda run, steps: tiny(colour_folder, run, steps=steps), tmp_path)

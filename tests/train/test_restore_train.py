@@ -11,6 +11,7 @@ from bake_node.node import get_operator
 from train.config import CONFIG_DIR, TrainConfig, load_config
 from train.loop import Trainer
 from train.restore import GlobalTask, view
+from tests.train.resume import assert_resume_continues_exactly
 from tests.train.test_train_loop import image_folder  # noqa: F401  (fixture)
 
 
@@ -71,17 +72,4 @@ def test_loss_goes_down_and_the_checkpoint_renders(image_folder, tmp_path):  # n
 
 
 def test_resume_continues_exactly(image_folder, tmp_path):  # noqa: F811
-    quiet = {"echo": lambda _: None}
-    whole = Trainer(tiny_global(image_folder, tmp_path / "whole", steps=3), **quiet)
-    whole.fit()
-    Trainer(tiny_global(image_folder, tmp_path / "split", steps=2), **quiet).fit()
-    resumed = Trainer(tiny_global(image_folder, tmp_path / "split", steps=3), **quiet)
-    assert resumed.step == 2
-    resumed.fit()
-
-    def losses(run):
-        return [r["loss"] for r in map(json.loads, (tmp_path / run / "log.jsonl").read_text().splitlines())]
-
-    assert losses("split") == losses("whole")
-    for a, b in zip(whole.ema.state_dict().values(), resumed.ema.state_dict().values()):
-        assert torch.equal(a, b)
+    assert_resume_continues_exactly(lambda run, steps: tiny_global(image_folder, run, steps=steps), tmp_path)

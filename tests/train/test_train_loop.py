@@ -15,6 +15,7 @@ from bake_node.palette import srgb_eotf
 from train.config import CONFIG_DIR, TrainConfig, load_config
 from train.data import downscale_factor, load_folder, reflect_pad
 from train.loop import Trainer
+from tests.train.resume import assert_resume_continues_exactly
 
 
 @pytest.fixture(scope="module")
@@ -77,21 +78,8 @@ def test_loss_goes_down(image_folder, tmp_path):
 
 
 def test_resume_continues_exactly(image_folder, tmp_path):
-    quiet = {"echo": lambda _: None}
-    whole = Trainer(tiny(image_folder, tmp_path / "whole", steps=3, accum=2), **quiet)
-    whole.fit()
-    Trainer(tiny(image_folder, tmp_path / "split", steps=2, accum=2), **quiet).fit()
-    resumed = Trainer(tiny(image_folder, tmp_path / "split", steps=3, accum=2), **quiet)
-    assert resumed.step == 2
-    resumed.fit()
-
-    def losses(run):
-        return [r["loss"] for r in map(json.loads, (tmp_path / run / "log.jsonl").read_text().splitlines())]
-
-    assert losses("split") == losses("whole")  # including step 3, after the resume
-    for a, b in zip(whole.ema.state_dict().values(), resumed.ema.state_dict().values()):
-        assert torch.equal(a, b)
-    restarted = Trainer(tiny(image_folder, tmp_path / "split", steps=1), resume="restart", **quiet)
+    assert_resume_continues_exactly(lambda run, steps: tiny(image_folder, run, steps=steps, accum=2), tmp_path)
+    restarted = Trainer(tiny(image_folder, tmp_path / "split", steps=1), resume="restart", echo=lambda _: None)
     assert restarted.step == 0
 
 
