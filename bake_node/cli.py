@@ -15,7 +15,7 @@ import click
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for
 from .node import Knob, all_operators, get_operator
-from .render import BIT_DEPTHS, NAN_POLICIES, RenderRequest, pending_frames, plan_render, render
+from .render import BIT_DEPTHS, NAN_POLICIES, RenderRequest, analyse_shot, pending_frames, plan_render, render
 
 EPILOG_RENDER = """\b
 Examples:
@@ -247,9 +247,11 @@ def render_cmd(sequence, json_summary, quiet, **opts):
     request = make_request(sequence, **opts)
     plan = plan_render(request)
     op = operator_for(opts)
+    quiet = quiet or json_summary and not sys.stderr.isatty()
+    analyse_shot(plan, op, None if quiet else lambda text: click.echo(f"bake-seq: {text}", err=True))
     todo, done = pending_frames(plan, op)
     op.check_frames(todo)
-    log = Reporter(len(todo), quiet or json_summary and not sys.stderr.isatty())
+    log = Reporter(len(todo), quiet)
     chunk = f"chunk {format_frame_ranges(plan.frames)}"  # one farm task's frames, greppable in its log
     log.line(f"{chunk} start: {len(plan.frames)} frames of {plan.pattern} -> {plan.output}; "
              f"{len(done)} already done, {len(todo)} to render"

@@ -132,6 +132,18 @@ class Operator:
         return {"op": self.name, **{k.name: self.settings.get(k.name) for k in self.knobs
                                      if k.affects_result}}
 
+    needs_shot = False  # True (after prepare) when every frame must reach ``analyse`` first
+
+    @classmethod
+    def may_need_shot(cls, settings: dict) -> bool:
+        """Whether these knob values can ask for the whole shot (decided without loading models)."""
+        return False
+
+    def analyse(self, frames: list[int], read: Callable[[int], np.ndarray]) -> object:
+        """With ``needs_shot``: see every frame (``read(n)`` -> working-space RGB) before the first
+        ``process``; hosts call it once per shot (the CLI over the frames it renders, ComfyUI per
+        batch through ``process_frames``, `submit` once for the whole job)."""
+
     def check_frames(self, frames: list[int]) -> None:
         """Called before the first frame is rendered: raise a user error for inputs of its own
         (per-frame masks, say) that are missing, so a run fails before it starts, not midway."""

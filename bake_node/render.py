@@ -179,6 +179,17 @@ def refuse_input_overwrite(plan: RenderPlan) -> None:
                                     "choose another -o folder or pattern (inputs are never overwritten)")
 
 
+def analyse_shot(plan: RenderPlan, op: Operator, say: Callable[[str], None] | None = None) -> None:
+    """Give an operator that needs the whole shot (the global model's --temporal shot/window)
+    every frame of the plan before the first is rendered; only thumbnails are kept. It comes
+    before resume checks: the shot's correction is part of every frame's fingerprint."""
+    if not op.needs_shot:
+        return
+    if say:
+        say(f"estimating one correction ({op.temporal}) from {len(plan.frames)} frames")
+    op.analyse(plan.frames, lambda n: load_frame(plan, n).rgb)
+
+
 def pending_frames(plan: RenderPlan, op: Operator) -> tuple[list[int], list[int]]:
     """(frames to render, frames already complete with the same fingerprint)."""
     if plan.request.overwrite:

@@ -31,8 +31,12 @@ def convert(pixels: np.ndarray, config: OCIO.Config, src: str, dst: str) -> np.n
     """Return a new float32 C-contiguous H×W×3 array of ``pixels`` converted src -> dst."""
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"convert wants H×W×3 RGB pixels, got shape {pixels.shape}")
+    return run_processor(pixels, _processor(config, src, dst))
+
+
+def run_processor(pixels: np.ndarray, processor: OCIO.CPUProcessor | None) -> np.ndarray:
+    """A new float32 H×W×3 array: ``pixels`` through an OCIO CPU processor (None = copy)."""
     out = np.array(pixels, dtype=np.float32, order="C", copy=True)
-    processor = _processor(config, src, dst)
     if processor is None or out.size == 0:
         return out
     bands = [out[y:y + _ROWS_PER_TASK] for y in range(0, out.shape[0], _ROWS_PER_TASK)]
@@ -46,6 +50,23 @@ def _apply(processor: OCIO.CPUProcessor, band: np.ndarray) -> None:
     # A PackedImageDesc with the real width keeps OCIO's scanline buffer small; applyRGB
     # on the flat array treats the frame as one 2-million-pixel line and runs 2x slower.
     processor.apply(OCIO.PackedImageDesc(band, band.shape[1], band.shape[0], 3))
+
+
+def lut_processor(config: OCIO.Config, lut: str, lut_space: str, working: str) -> OCIO.CPUProcessor:
+    """working -> ``lut_space`` -> the LUT file (tetrahedral for 3D LUTs) -> back to working:
+    how a LUT made in the plate's (or the working) colour space is applied to working pixels."""
+    from ocio.errors import ColourError
+
+    space = resolve_colorspace(config, lut_space, "LUT colour space")
+    steps = [OCIO.FileTransform(lut, interpolation=OCIO.INTERP_TETRAHEDRAL)]
+    if space != resolve_colorspace(config, working):
+        steps = [OCIO.ColorSpaceTransform(working, space), *steps, OCIO.ColorSpaceTransform(space, working)]
+    try:
+        return config.getProcessor(OCIO.GroupTransform(steps)).getOptimizedCPUProcessor(_EXACT)
+    except (OCIO.Exception, OCIO.ExceptionMissingFile) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise ColourError(f"cannot read LUT {lut}: {detail}",
+                          "give a .cube, .clf or .spi3d file OpenColorIO reads") from None
 
 
 def _processor(config: OCIO.Config, src: str, dst: str) -> OCIO.CPUProcessor | None:

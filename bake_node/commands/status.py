@@ -48,11 +48,12 @@ def command(output, sequence, as_json, **opts):
 
 def judged_against_plate(out: str, sequence: str, opts: dict):
     from bake_node.cli import apply_config, make_request, map_paths, operator_for
-    from bake_node.render import fingerprint_of, plan_render
+    from bake_node.render import analyse_shot, fingerprint_of, plan_render
 
     sequence, opts = map_paths(sequence, {**apply_config(opts), "output": out})
     plan = plan_render(make_request(sequence, **opts, skip_missing=True))
     op = operator_for({**opts, "device": "cpu"})  # not part of the fingerprint; no GPU needed here
+    analyse_shot(plan, op)  # a shot's correction is part of every frame's fingerprint
     fingerprint = fingerprint_of(plan, op)
     now = {"settings": plan.settings_record(), "operator": op.fingerprint()}
     frames = {n: judge(plan.output.path(n), fingerprint, plan.pattern.path(n), now) for n in plan.frames}

@@ -1,4 +1,4 @@
-"""BakeNet global: one colour transform per frame, estimated from the whole frame.
+r"""BakeNet global: one colour transform per frame, estimated from the whole frame.
 
 Every degradation bake-seq restores (white balance, tone curve, split toning, ASC CDL grades,
 film fade, the darkroom family) maps a colour to a colour the same way everywhere in the frame.

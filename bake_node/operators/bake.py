@@ -10,11 +10,12 @@ import torch
 
 from ..checkpoint import LoadedCheckpoint, file_key, load_checkpoint
 from ..engine import auto_tile, make_deterministic, pick_device, run_tiled
-from ..errors import CheckpointError
+from ..errors import CheckpointError, SettingsError
 from ..models.bakenet_fast import FastBakeNet
 from ..models.bakenet_global import BakeNetGlobal, thumbnail
 from ..node import Knob, Operator, register
 from ..palette import restore_srgb
+from ..shot_grade import TEMPORAL_MODES, ShotGrade, combine, effective_mode, is_lut, load_grade
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS / "bakenet-default.safetensors"  # the global preset
@@ -62,6 +63,16 @@ def apply_range_policy(result: np.ndarray, source: np.ndarray, clamped: np.ndarr
     return result
 
 
+def to_image(rgb: np.ndarray) -> torch.Tensor:
+    """H x W x 3 float32 -> 1 x 3 x H x W (a view: no copy)."""
+    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
+
+
+def grade_form(config) -> dict:
+    """What a grade record must match to be applied by this model: the grade's own form."""
+    return {k: getattr(config, k) for k in ("curve_knots", "toning_knots", "harmonics")}
+
+
 @register
 class Bake(Operator):
     name = "bake"
@@ -73,6 +84,15 @@ class Bake(Operator):
              "see README); the global model always runs fp32", choices=PRECISIONS),
         Knob("range_policy", "choice", "preserve", "values outside the model's [0,1] domain: "
              "'preserve' passes the excess through unchanged, 'clip' drops it", choices=RANGE_POLICIES),
+        Knob("temporal", "choice", "auto", "how often the global model's correction is estimated: "
+             "'shot' once from every frame rendered (no flicker), 'window' per frame over --window "
+             "frames centred on it (light that really changes), 'frame' from each frame alone; "
+             "auto = shot for the global model, frame for the per-pixel presets", choices=TEMPORAL_MODES),
+        Knob("window", int, 9, "frames averaged per frame with --temporal window (centred; shorter at "
+             "the shot's ends)", min=1, max=10001),
+        Knob("grade", "path", None, "apply this correction instead of estimating one: a grade record "
+             "(.json written by `bake-seq grade`, exact) or a 3D LUT (.cube/.clf/.spi3d, e.g. edited by a "
+             "colourist; its .json sidecar names the colour space it expects, else the working space)"),
     )
 
     def prepare(self, settings: dict) -> None:
@@ -89,11 +109,70 @@ class Bake(Operator):
         self.halo = self.checkpoint.info.config.receptive_radius
         self.is_global = isinstance(self.model, BakeNetGlobal)
         self._lock = threading.Lock()
+        self.temporal = effective_mode(self.settings["temporal"], self.is_global)
+        if self.temporal != "frame" and not self.is_global:
+            raise SettingsError(None, f"--temporal {self.temporal} needs the global BakeNet; "
+                                f"{Path(self.checkpoint.path).name} is the per-pixel {self.checkpoint.info.preset} preset",
+                                "drop --temporal (per-pixel presets work frame by frame) or use the default model")
+        self.shot_grade: ShotGrade | None = None
+        self.lut = None  # (OCIO processor, LUT colour space, file sha256) for a LUT --grade
+        if self.settings.get("grade"):
+            self._load_grade(self.settings["grade"])
+
+    def _load_grade(self, path: str) -> None:
+        if not self.is_global:
+            raise SettingsError(path, "a --grade file needs the global BakeNet (the default model)",
+                                "drop --checkpoint or --grade")
+        if is_lut(path):
+            from ..lut import open_lut
+            self.lut = open_lut(path)
+        else:
+            config = self.model.config
+            self.shot_grade = load_grade(path, config.grade_parameters, grade_form(config))
+            self.temporal = self.shot_grade.temporal
+
+    @classmethod
+    def may_need_shot(cls, settings: dict) -> bool:
+        return (settings.get("temporal") or "auto") != "frame" and not settings.get("grade")
+
+    @property
+    def needs_shot(self) -> bool:
+        """True when every frame of the shot must be seen (``analyse``) before the first result."""
+        return self.temporal != "frame" and self.shot_grade is None and not self.settings.get("grade")
+
+    def analyse(self, frames: list[int], read) -> ShotGrade:
+        """Estimate the shot's correction: every frame's grade (``read(n)`` gives frame n as
+        working-space RGB), combined by the temporal mode. Only thumbnails are kept."""
+        rows = [self.frame_grade(to_image(np.clip(read(n), 0.0, 1.0)))[0].cpu().numpy() for n in frames]
+        window = self.settings["window"]
+        config = self.model.config
+        params = combine(np.stack(rows) if rows else np.zeros((0, config.grade_parameters), np.float32),
+                         self.temporal, window)
+        self.shot_grade = ShotGrade(self.temporal, window if self.temporal == "window" else 0, tuple(frames),
+                                    params, grade_form(config),
+                                    {"model": "bakenet", "preset": self.checkpoint.info.preset,
+                                     "checkpoint": Path(self.checkpoint.path).name,
+                                     "checkpoint_sha256": self.checkpoint.sha256})
+        return self.shot_grade
 
     def fingerprint(self) -> dict:
-        return {"op": self.name, "checkpoint_sha256": self.checkpoint.sha256,
-                "preset": self.checkpoint.info.preset, "range_policy": self.settings["range_policy"],
-                "precision": self.settings["precision"]}
+        found = {"op": self.name, "checkpoint_sha256": self.checkpoint.sha256,
+                 "preset": self.checkpoint.info.preset, "range_policy": self.settings["range_policy"],
+                 "precision": self.settings["precision"]}
+        if self.is_global:
+            found["temporal"] = self.temporal
+        if self.shot_grade is not None:
+            found["grade_sha256"] = self.shot_grade.sha256
+        if self.lut is not None:
+            found["grade_lut"] = {"sha256": self.lut.sha256, "colorspace": self.lut.colorspace}
+        return found
+
+    def process_frames(self, frames, masks=None):
+        """A host holding the whole shot (a ComfyUI batch is a shot) gets it analysed first."""
+        if self.temporal != "frame" and not self.settings.get("grade"):  # each batch afresh
+            frames = list(frames)
+            self.analyse([n for n, _ in frames], dict(frames).__getitem__)
+        return super().process_frames(frames, masks)
 
     def _run_model(self, lab: torch.Tensor) -> torch.Tensor:
         bf16 = self.settings["precision"] == "bf16"
@@ -105,12 +184,14 @@ class Bake(Operator):
         return restore_srgb(self._run_model, srgb)
 
     def process(self, rgb: np.ndarray, frame: int) -> np.ndarray:
+        if self.lut is not None:  # the LUT holds the whole per-pixel path, range policy included
+            return self.lut.apply(rgb)
         clamped = np.clip(rgb, 0.0, 1.0)
-        image = torch.from_numpy(clamped).permute(2, 0, 1).unsqueeze(0)
+        image = to_image(clamped)
         height, width = rgb.shape[:2]
         with self._lock:  # one model, one frame at a time
             if self.is_global:
-                result = self._process_global(image)
+                result = self._process_global(image, frame)
             else:
                 tile = self.settings["tile"] or auto_tile(height, width, self.halo,
                                                           self.checkpoint.info.config.dim, self.device)
@@ -124,8 +205,15 @@ class Bake(Operator):
         with torch.inference_mode():
             return self.model.estimate(thumbnail(image, self.model.config.thumb).to(self.device))
 
-    def _process_global(self, image: torch.Tensor) -> torch.Tensor:
-        grade = self.frame_grade(image)
+    def _process_global(self, image: torch.Tensor, frame: int) -> torch.Tensor:
+        if self.shot_grade is not None:
+            grade = torch.from_numpy(self.shot_grade.for_frame(frame, self.settings.get("grade")))[None]
+            grade = grade.to(self.device)
+        elif self.temporal != "frame":
+            raise SettingsError(None, f"--temporal {self.temporal} needs the whole shot before the first frame",
+                                "the host must call analyse() first (or pass --temporal frame)")
+        else:
+            grade = self.frame_grade(image)
         # A colour function per pixel: no halo, and the tile only sets how much of the frame each
         # elementwise pass touches at once (512 px tiles stay in cache: 0.65 s per 2K frame on
         # 2 cores against 0.84 s for the memory-budget tile, measured in one run).

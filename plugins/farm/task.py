@@ -92,12 +92,44 @@ def default_exe() -> str:
 
 def plan_job(ctx: click.Context, render: click.Command, sequence: str, opts: dict, chunk: int,
              exe: str | None, name: str | None) -> FarmJob:
-    """Plan the shot here, so a bad plate, colour space or output fails now, not on every node."""
-    from bake_node.cli import apply_config, make_request
+    """Plan the shot here, so a bad plate, colour space or output fails now, not on every node.
+    An operator that needs the whole shot (one correction per shot) gets it here, once: the
+    correction is written beside the output and every chunk applies that file (``--grade``)."""
+    from bake_node.cli import apply_config, make_request, operator_for
+    from bake_node.node import get_operator
     from bake_node.render import plan_render
 
-    apply_config(dict(opts))  # a bad --config file (unreadable, unknown knob) fails here too
+    opts = apply_config(dict(opts))  # a bad --config file (unreadable, unknown knob) fails here too
     plan = plan_render(make_request(sequence, **opts))
+    options = given_options(ctx, render)
+    if get_operator(opts.get("op_name") or "bake").may_need_shot(opts):  # loads no model otherwise
+        op = operator_for(opts)
+        if op.needs_shot:
+            options += (Option("grade", "--grade", shot_correction(plan, op), True),)
     plate = absolute(str(plan.pattern))
     return FarmJob(name or f"bake-seq {os.path.basename(plate)}", exe or default_exe(), plate,
-                   absolute(str(plan.output)), plan.frames, chunk, given_options(ctx, render))
+                   absolute(str(plan.output)), plan.frames, chunk, options)
+
+
+def shot_correction(plan, op) -> str:
+    """Estimate the shot's correction over every frame of the job and write its grade record to
+    OUTPUT_FOLDER/.bake-seq/grade-<hash>.json (shared storage the nodes already write to)."""
+    from dataclasses import replace
+
+    from bake_node.render import analyse_shot
+    from bake_node.shot_grade import save_grade
+    from sequences.errors import OutputError
+
+    analyse_shot(plan, op, lambda text: click.echo(f"bake-seq: {text}", err=True))
+    grade = op.shot_grade
+    folder = os.path.join(os.path.dirname(absolute(str(plan.output))), ".bake-seq")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(folder, f"cannot create the folder for the shot's correction ({exc.strerror or exc})",
+                          "check the output folder is writable from here") from None
+    path = os.path.join(folder, f"grade-{grade.sha256}.json")
+    save_grade(path, replace(grade, about={**grade.about, "plate": str(plan.pattern),
+                                           "input_colorspace": plan.input_colorspace.value,
+                                           "ocio_config_id": plan.config_id}))
+    return path

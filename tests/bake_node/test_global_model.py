@@ -94,7 +94,7 @@ def test_operator_tiles_change_nothing_and_reruns_are_bit_identical(tmp_path):
     results = []
     for tile in (0, 64, 0):
         op = get_operator("bake")
-        op.prepare({"checkpoint": path, "device": "cpu", "tile": tile})
+        op.prepare({"checkpoint": path, "device": "cpu", "tile": tile, "temporal": "frame"})
         results.append(op.process(rgb, 1))
     assert np.array_equal(results[0], results[2])  # reruns: bit-identical
     # tiles: one grade per frame, so only float rounding can differ (vectorised vs scalar
@@ -102,7 +102,7 @@ def test_operator_tiles_change_nothing_and_reruns_are_bit_identical(tmp_path):
     assert np.abs(results[0] - results[1]).max() < 1e-6
     assert np.abs(results[0] - rgb).max() > 1e-3
     op = get_operator("bake")
-    op.prepare({"checkpoint": path, "device": "cpu", "tile": 0, "range_policy": "clip"})
+    op.prepare({"checkpoint": path, "device": "cpu", "tile": 0, "range_policy": "clip", "temporal": "frame"})
     clipped = op.process(rgb, 1)
     assert np.allclose(results[0][5, 5] - clipped[5, 5], [0.4, -0.1, 0.0], atol=1e-6)
 

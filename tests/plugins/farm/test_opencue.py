@@ -94,7 +94,8 @@ def argv_dump(tmp_path):
     exe = tmp_path / "bin" / "argv-dump"
     exe.parent.mkdir(exist_ok=True)
     exe.write_text(f"#!{sys.executable}\nimport json, sys\n"
-                   "json.dump(sys.argv[1:], open(sys.argv[-1] + '.argv.json', 'w'))\n")
+                   "frames = sys.argv[sys.argv.index('--frames') + 1]\n"
+                   "json.dump(sys.argv[1:], open(frames + '.argv.json', 'w'))\n")
     exe.chmod(0o755)
     return str(exe)
 
@@ -132,7 +133,9 @@ def test_hostile_paths_are_never_run_and_reach_the_farm_unchanged(tmp_path, argv
     task = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, cwd=work)
     assert task.returncode == 0, task.stderr
     args = json.loads(pathlib.Path("1-3.argv.json").read_text())
-    assert args == ["render", plate, "-o", output, "--frames", "1-3"]
+    # one correction for the shot, estimated at submit and written beside the output (issue 14)
+    [grade] = (tmp_path / f"out {hostile}" / ".bake-seq").glob("grade-*.json")
+    assert args == ["render", plate, "-o", output, "--frames", "1-3", "--grade", str(grade)]
     assert no_marker(tmp_path)
 
     # The script holds no value of the job: it is the shipped module; the values are JSON beside it.
@@ -140,7 +143,7 @@ def test_hostile_paths_are_never_run_and_reach_the_farm_unchanged(tmp_path, argv
     values = json.loads((job / "opencue_job.json").read_text(encoding="ascii"))
     assert (values["plate"], values["output"], values["show"]) == (plate, output, hostile)
     assert shlex.split(values["layers"][0]["command"]) == [
-        argv_dump, "render", plate, "-o", output, "--frames", "#FRAME_START#-#FRAME_END#"]
+        argv_dump, "render", plate, "-o", output, "--frames", "#FRAME_START#-#FRAME_END#", "--grade", str(grade)]
 
 
 def test_launches_when_a_cuebot_is_configured(tmp_path, bake_seq_exe, monkeypatch):
@@ -166,7 +169,8 @@ def test_launches_when_a_cuebot_is_configured(tmp_path, bake_seq_exe, monkeypatc
 
     monkeypatch.setattr(cue, "launch", refuse)
     failed = bake("submit", "opencue", plate, "--cuebot", "nowhere", "--bake-seq-exe", bake_seq_exe, code=10)
-    assert failed.stderr.count("\n") == 1 and "failed to connect" in failed.stderr
+    error = [line for line in failed.stderr.splitlines() if "error" in line]
+    assert error == [line for line in failed.stderr.splitlines() if "failed" in line] and len(error) == 1
 
 
 def test_without_pyoutline_the_script_and_its_values_are_still_written(tmp_path, bake_seq_exe, monkeypatch):

@@ -119,7 +119,8 @@ def test_relative_paths_become_absolute_and_deadline_values(tmp_path, plate, bak
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.safetensors").write_text("x")
     bake("submit", "openjd", plate, "-o", "out/x.####.exr", "--bundle", "job", "--deadline-cloud",
-         "--checkpoint", "m.safetensors", "--frames", "1001-1003", "--bake-seq-exe", bake_seq_exe)
+         "--checkpoint", "m.safetensors", "--frames", "1001-1003", "--bake-seq-exe", bake_seq_exe,
+         "--temporal", "frame")  # a per-frame job: submit loads no model (the file here is not one)
     template, values = load_bundle(tmp_path / "job")
     named = {v["name"]: v["value"] for v in values["parameterValues"]}
     assert named["Checkpoint"] == str(tmp_path / "m.safetensors")

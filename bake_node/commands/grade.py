@@ -1,0 +1,110 @@
+"""`bake-seq grade SEQ -o shot_010.cube`: the shot's correction as a LUT and a grade record.
+
+The LUT is sampled through the render's own per-pixel path (plate -> working space -> the
+global model's grade -> output space), so applying it with OpenColorIO reproduces `bake-seq
+render` up to the LUT's interpolation error (measured in the README). The record beside it
+(shot_010.cube.json) holds the exact grade parameters, so `render --grade shot_010.cube.json` is
+bit-identical to the render that estimated them; `render --grade shot_010.cube` applies the LUT
+as it is now (edited by a colourist, say).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import click
+
+from .submit import with_render_options
+
+LUT_SPACES = ("auto", "plate", "working")
+
+
+@with_render_options("output", "overwrite", "json_summary", "quiet", "grade")
+@click.command("grade", epilog="""\b
+Examples:
+  bake-seq grade shot_010/####.dpx -o shot_010.cube
+  bake-seq grade plate.####.exr -o sh010.clf --size 33
+  bake-seq grade shot_010/####.dpx -o shot_010.json --temporal window --window 25
+  bake-seq render shot_010/####.dpx --grade shot_010.cube -o graded/####.dpx
+""")
+@click.option("-o", "--output", "lut_path", required=True, type=click.Path(dir_okay=False),
+              help="LUT to write (.cube, .clf or .spi3d, plus a .json record beside it), or only the "
+                   "grade record (.json)")
+@click.option("--size", type=click.Choice(("17", "33", "65")), default="65", show_default=True,
+              help="LUT lattice points per axis")
+@click.option("--lut-space", type=click.Choice(LUT_SPACES), default="auto", show_default=True,
+              help="the LUT's input: 'plate' = the plate's colour space (one OCIOFileTransform in Nuke; "
+                   "code values in [0,1], so integer plates only), 'working' = sRGB Encoded Rec.709 "
+                   "(wrap it in colour-space conversions); auto = plate for integer plates, else working")
+@click.option("--overwrite", is_flag=True, help="replace an existing LUT or record (it may hold a colourist's edits)")
+def command(lut_path, size, lut_space, overwrite, sequence, **opts):
+    """Estimate SEQUENCE's colour correction and write it as a 3D LUT plus a grade record.
+
+    The frames are read once (only thumbnails are kept); the correction is the one `bake-seq
+    render` would apply with the same options (default --temporal auto = one per shot).
+    """
+    from ocio.config import WORKING_SPACE
+    from ocio.convert import convert
+
+    from ..cli import apply_config, make_request, map_paths, operator_for
+    from ..errors import SettingsError, UnsafeOutputError
+    from ..lut import lut_grid, sidecar_path, write_lut
+    from ..shot_grade import LUT_EXTENSIONS
+    from ..render import load_frame, plan_render
+    from ..shot_grade import save_grade
+
+    ext = os.path.splitext(lut_path)[1].lower()
+    if ext not in (*LUT_EXTENSIONS, ".json"):
+        raise SettingsError(lut_path, f"cannot write a {ext or 'extension-less'} LUT",
+                            "end -o in .cube, .clf, .spi3d or .json (the grade record alone)")
+    record_path = sidecar_path(lut_path)
+    targets = [lut_path] if ext == ".json" else [lut_path, record_path]
+    existing = [t for t in targets if os.path.exists(t)]
+    if existing and not overwrite:
+        raise UnsafeOutputError(existing[0], "already exists (a colourist may have edited it)",
+                                "choose another -o or pass --overwrite")
+    sequence, opts = map_paths(sequence, apply_config(opts))
+    if opts.get("op_name", "bake") != "bake":
+        raise SettingsError(None, f"operator {opts['op_name']!r} has no colour correction to export",
+                            "bake-seq grade works with --op bake")
+    plan = plan_render(make_request(sequence, **opts))
+    op = operator_for({**opts, "op_name": "bake"})
+    if not op.is_global:
+        raise SettingsError(op.checkpoint.path, "is a per-pixel BakeNet: its correction is not one colour map",
+                            "use the global model (the default checkpoint)")
+    click.echo(f"bake-seq: estimating the {op.temporal} correction from {len(plan.frames)} frames", err=True)
+    grade = op.analyse(plan.frames, lambda n: load_frame(plan, n).rgb)
+    rows = grade.parameters
+    one = bool((rows == rows[0]).all())
+    about = {"plate": str(plan.pattern), "input_colorspace": plan.input_colorspace.value,
+             "output_colorspace": plan.output_colorspace.value, "ocio_config": plan.config_source.value,
+             "ocio_config_id": plan.config_id, "bit_depth": plan.bit_depth.value,
+             "range_policy": op.settings["range_policy"]}
+    if ext != ".json":
+        if not one:
+            raise SettingsError(lut_path, f"--temporal {grade.temporal} gives a different correction per frame: "
+                                "no single LUT holds it", "use --temporal shot, or -o FILE.json for the record")
+        space = lut_space if lut_space != "auto" else ("working" if plan.first.is_float else "plate")
+        lut_in = WORKING_SPACE if space == "working" else plan.input_colorspace.value
+        lut_out = WORKING_SPACE if space == "working" else plan.output_colorspace.value
+        lattice = lut_grid(int(size))
+        working = convert(lattice, plan.config, lut_in, WORKING_SPACE)
+        values = convert(op.process(working, grade.frames[0]), plan.config, WORKING_SPACE, lut_out)
+        about |= {"lut": os.path.basename(lut_path), "lut_size": int(size), "lut_colorspace": lut_in,
+                  "lut_output_colorspace": lut_out}
+        comments = [f"bake-seq grade of {plan.pattern} frames {format_frames(grade.frames)}",
+                    f"input: {lut_in}; output: {lut_out}; apply with tetrahedral interpolation",
+                    f"model {grade.about.get('checkpoint')} sha256 {grade.about.get('checkpoint_sha256')}"]
+        write_lut(lut_path, values, f"bake-seq {os.path.basename(str(plan.pattern))}", comments)
+    save_grade(record_path, replace(grade, about={**grade.about, **about}))
+    written = " and ".join(targets)
+    click.echo(f"wrote {written}: {grade.temporal} correction from {len(grade.frames)} frames")
+    if ext != ".json":
+        click.echo(f"  bake-seq render {plan.pattern} --grade {lut_path}   (the LUT)")
+    click.echo(f"  bake-seq render {plan.pattern} --grade {record_path}   (exact)")
+
+
+def format_frames(frames) -> str:
+    from sequences.pattern import format_frame_ranges
+
+    return format_frame_ranges(list(frames))
