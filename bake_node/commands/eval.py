@@ -11,6 +11,7 @@ Examples:
   bake-seq eval --data data/bundled/holdout                      # the shipped model
   bake-seq eval --data holdout/ --checkpoint runs/v5/checkpoints/best/model.safetensors -o eval_v5
   bake-seq eval --model colorize --data data/bundled/holdout -o eval-colorize   # the shipped colorize model
+  bake-seq eval --flicker --data data/bundled/holdout -o eval-flicker   # temporal modes on panning shots
 """
 
 
@@ -34,7 +35,15 @@ Examples:
               help="also score the previous default model (the per-pixel `cpu` preset)")
 @click.option("--precision", default="fp32", type=click.Choice(["fp32", "bf16"]), show_default=True,
               help="model arithmetic, as `render --precision` (to measure what bf16 costs)")
-def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, device, compare_cpu, precision):
+@click.option("--flicker", is_flag=True,
+              help="temporal stability instead: panning test shots with grain and one degradation each, "
+                   "restored with --temporal frame, window and shot (frame-to-frame colour jitter and dE)")
+@click.option("--shot-frames", default=24, show_default=True, type=click.IntRange(3, 1000),
+              help="--flicker: frames per test shot")
+@click.option("--window", default=9, show_default=True, type=click.IntRange(1, 1001),
+              help="--flicker: the window mode's frames")
+def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, device, compare_cpu, precision,
+            flicker, shot_frames, window):
     """Score a checkpoint against doing nothing, grey-world white balance and the previous model.
 
     Each clean image gets fixed-seed degradations of every family (darkroom, ASC CDL, white
@@ -52,6 +61,8 @@ def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, dev
 
     if model_name == "colorize":
         return colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device)
+    if flicker:
+        return flicker_eval(data, checkpoint, out, seed, downscale, device, shot_frames, window)
 
     from bake_node.node import get_operator
     from bake_node.operators.bake import CPU_CHECKPOINT
@@ -90,6 +101,34 @@ def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, dev
                                     f"image and family (seed {report['seed']}), whole images.\n\n{table}")
     click.echo(table)
     click.echo(f"wrote {folder / 'eval.json'} and {folder / 'eval.md'}", err=True)
+
+
+def flicker_eval(data, checkpoint, out, seed, downscale, device, shot_frames, window) -> None:
+    from bake_node.node import get_operator
+    from train.data import load_folder
+    from train.flicker import flicker_table, run_flicker
+
+    images = load_folder(data, downscale=downscale)
+
+    def make_op(mode):
+        op = get_operator("bake")
+        op.prepare({"checkpoint": checkpoint, "device": device, "tile": 0, "temporal": mode, "window": window})
+        return op
+
+    report = run_flicker(images, make_op, frames=shot_frames, seed=2024 if seed is None else seed)
+    op = make_op("frame")
+    report.update({"checkpoint": op.checkpoint.path, "checkpoint_sha256": op.checkpoint.sha256, "window": window,
+                   "data": data})
+    table = flicker_table(report)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "flicker.json").write_text(json.dumps(report, indent=2) + "\n")
+    (folder / "flicker.md").write_text(
+        f"Checkpoint `{Path(op.checkpoint.path).name}`, images: {', '.join(report['images'])}; one panning shot "
+        f"of {shot_frames} frames per image and family, grain sigma {report['grain']}, window {window}. "
+        f"Jitter: std over frames of the mean OklabP colour x 100; drift: the same of (result - clean frame); dE: CIEDE2000 to the clean frames.\n\n{table}")
+    click.echo(table)
+    click.echo(f"wrote {folder / 'flicker.json'} and {folder / 'flicker.md'}", err=True)
 
 
 def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -> None:

@@ -137,8 +137,9 @@ class Bake(Operator):
 
     @property
     def needs_shot(self) -> bool:
-        """True when every frame of the shot must be seen (``analyse``) before the first result."""
-        return self.temporal != "frame" and self.shot_grade is None and not self.settings.get("grade")
+        """True when every frame of a shot must be seen (``analyse``, once per shot) before its
+        first result: a shot/window mode whose correction is not given as a file."""
+        return self.temporal != "frame" and not self.settings.get("grade")
 
     def analyse(self, frames: list[int], read) -> ShotGrade:
         """Estimate the shot's correction: every frame's grade (``read(n)`` gives frame n as
@@ -169,7 +170,7 @@ class Bake(Operator):
 
     def process_frames(self, frames, masks=None):
         """A host holding the whole shot (a ComfyUI batch is a shot) gets it analysed first."""
-        if self.temporal != "frame" and not self.settings.get("grade"):  # each batch afresh
+        if self.needs_shot:  # each batch afresh
             frames = list(frames)
             self.analyse([n for n, _ in frames], dict(frames).__getitem__)
         return super().process_frames(frames, masks)
