@@ -156,6 +156,11 @@ class Bake(Operator):
                                      "checkpoint_sha256": self.checkpoint.sha256})
         return self.shot_grade
 
+    def check_frames(self, frames: list[int]) -> None:
+        if self.shot_grade is not None:  # a given record must cover every frame, before any is written
+            for n in frames:
+                self.shot_grade.for_frame(n, self.settings.get("grade"))
+
     def fingerprint(self) -> dict:
         found = {"op": self.name, "checkpoint_sha256": self.checkpoint.sha256,
                  "preset": self.checkpoint.info.preset, "range_policy": self.settings["range_policy"],
@@ -167,13 +172,6 @@ class Bake(Operator):
         if self.lut is not None:
             found["grade_lut"] = {"sha256": self.lut.sha256, "colorspace": self.lut.colorspace}
         return found
-
-    def process_frames(self, frames, masks=None):
-        """A host holding the whole shot (a ComfyUI batch is a shot) gets it analysed first."""
-        if self.needs_shot:  # each batch afresh
-            frames = list(frames)
-            self.analyse([n for n, _ in frames], dict(frames).__getitem__)
-        return super().process_frames(frames, masks)
 
     def _run_model(self, lab: torch.Tensor) -> torch.Tensor:
         bf16 = self.settings["precision"] == "bf16"

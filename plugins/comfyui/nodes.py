@@ -79,8 +79,10 @@ class OperatorNode:
 
     def run(self, image, first_frame=1001, mask_input=None, **knobs):
         op = self.prepared(self.operator.settings_from(knobs))
-        frames = ((first_frame + i, np.ascontiguousarray(image[i, :, :, :3].cpu().numpy()))
-                  for i in range(image.shape[0]))
+        frame = lambda number: np.ascontiguousarray(image[number - first_frame, :, :, :3].cpu().numpy())  # noqa: E731
+        if op.needs_shot:  # a batch is a shot: one correction estimated from all of it (--temporal)
+            op.analyse([first_frame + i for i in range(image.shape[0])], frame)
+        frames = ((first_frame + i, frame(first_frame + i)) for i in range(image.shape[0]))
         masks = None
         if mask_input is not None and op.accepts_mask:
             batch = per_image_masks(mask_input, image)

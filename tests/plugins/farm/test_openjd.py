@@ -155,3 +155,30 @@ def test_submit_reads_the_settings_file_before_the_farm(tmp_path, plate, bake_se
     result = bake("submit", "openjd", plate, "--config", settings, "--bundle", tmp_path / "job",
                   "--bake-seq-exe", bake_seq_exe, code=2)
     assert "zoo.yaml" in result.stderr and not (tmp_path / "job").exists()
+
+
+@pytest.mark.skipif(not Path(OPENJD).exists(), reason="openjd-cli is not installed")
+@pytest.mark.parametrize("temporal", ["shot", "window"])
+def test_openjd_chunks_apply_one_shot_correction_bit_identical_to_a_local_render(tmp_path, bake_seq_exe, temporal):
+    from tests.bake_node.test_global_model import make_global_checkpoint
+    from tests.bake_node.test_shot_grade import panning_plate
+
+    plate = panning_plate(tmp_path / "plate", frames=range(1001, 1006))
+    options = ["--checkpoint", make_global_checkpoint(tmp_path / "g.safetensors"), "--temporal", temporal,
+               "--window", "3"]
+    bake("render", plate, "-o", tmp_path / "local" / "b.####.png", *options, "-q")
+    bundle = tmp_path / "job"
+    submitted = bake("submit", "openjd", plate, "-o", tmp_path / "farm" / "b.####.png", "--chunk", "2",
+                     "--bundle", bundle, "--bake-seq-exe", bake_seq_exe, *options)
+    assert f"estimating one correction ({temporal}) from 5 frames" in submitted.stderr
+    template, values = load_bundle(bundle)
+    [grade] = (tmp_path / "farm" / ".bake-seq").glob("grade-*.json")
+    assert values["Grade"] == str(grade)  # a PATH job parameter: path mapping reaches it
+    run = subprocess.run([OPENJD, "run", str(bundle / "template.yaml"),
+                          "-p", f"file://{bundle / 'parameter_values.yaml'}"],
+                         capture_output=True, text=True, cwd=tmp_path, env=subprocess_env())
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "bake-seq: chunk 1005 done 1 frames" in run.stdout and "estimating" not in run.stdout
+    assert_same_frames(tmp_path / "farm", tmp_path / "local")  # chunks of 2, 2 and 1 frames: one correction
+    # resume fingerprints agree: the local render's settings judge the farm's frames done
+    bake("status", tmp_path / "farm" / "b.####.png", plate, *options)
