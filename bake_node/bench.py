@@ -156,7 +156,7 @@ def run_bench(checkpoint: str | None = None, frames: int = 3, width: int = 2048,
 def _bench(work, checkpoint, frames, width, height, rss_size, device, progress) -> dict:
     plate = synthetic_plate(work, frames, width, height)
     op = get_operator("bake")
-    op.prepare({"checkpoint": checkpoint, "device": device})
+    op.prepare({"checkpoint": checkpoint, "device": device, "temporal": "frame"})  # one frame, timed alone
     config = op.checkpoint.info.config
     megapixels = width * height / 1e6
     plan = plan_render(RenderRequest(input=plate, output=os.path.join(work, "out", "b.####.exr"),

@@ -63,7 +63,7 @@ def command(out, image, checkpoint, frames, seed, family):
     restored_pattern = folder / "restored" / "demo.####.png"
     plan = plan_render(RenderRequest(input=str(plate), output=str(restored_pattern), overwrite=True))
     op = get_operator("bake")
-    op.prepare({"checkpoint": checkpoint})
+    op.prepare({"checkpoint": checkpoint, "temporal": "frame"})  # stills, each its own correction
     todo, _ = pending_frames(plan, op)
     render(plan, op, todo)
 

@@ -76,7 +76,8 @@ def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, dev
 
     def through_operator(path):
         op = get_operator("bake")
-        op.prepare({"checkpoint": path, "device": device, "tile": 0, "precision": precision})
+        op.prepare({"checkpoint": path, "device": device, "tile": 0, "precision": precision,
+                    "temporal": "frame"})  # every case is a still of its own
 
         def run(rgb: torch.Tensor) -> torch.Tensor:
             result = op.process(rgb.permute(1, 2, 0).contiguous().numpy(), 0)

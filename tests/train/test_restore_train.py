@@ -66,7 +66,7 @@ def test_loss_goes_down_and_the_checkpoint_renders(image_folder, tmp_path):  # n
     path = run / "checkpoints" / "last" / "model.safetensors"
     assert isinstance(load_checkpoint(path).model, BakeNetGlobal)
     op = get_operator("bake")
-    op.prepare({"checkpoint": str(path), "device": "cpu", "tile": 0})
+    op.prepare({"checkpoint": str(path), "device": "cpu", "tile": 0, "temporal": "frame"})
     out = op.process(torch.rand(24, 40, 3).numpy(), 1)
     assert out.shape == (24, 40, 3)
 
