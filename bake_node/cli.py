@@ -15,7 +15,8 @@ import click
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for
 from .node import Knob, all_operators, get_operator
-from .render import BIT_DEPTHS, NAN_POLICIES, RenderRequest, analyse_shot, pending_frames, plan_render, render
+from .render import (BIT_DEPTHS, NAN_POLICIES, RenderRequest, analyse_shot, check_output_folder, guess_warning,
+                     pending_frames, plan_render, render)
 
 EPILOG_RENDER = """\b
 Examples:
@@ -132,7 +133,7 @@ def plate_options(fn):
     options = [
         click.option("--frames", type=FramesType(), help="frames to use: 1001-1100, 1001-1100x2, 1001,1005,1010-1020"),
         click.option("--skip-missing", is_flag=True, help="render the frames that exist instead of failing on gaps"),
-        click.option("--bit_depth", "--bit-depth", "bit_depth", type=click.Choice([str(b) for b in BIT_DEPTHS]),
+        click.option("--bit-depth", "--bit_depth", "bit_depth", type=click.Choice([str(b) for b in BIT_DEPTHS]),
                      help="code-value range of integer plates (e.g. 10 for 10-bit codes in 16-bit PNGs); "
                           "default: the first frame's header"),
         click.option("--ocio", "ocio_config", metavar="CONFIG", type=click.Path(dir_okay=False),
@@ -149,7 +150,8 @@ def plate_options(fn):
 
 def apply_config(opts: dict) -> dict:
     """Fold ``--config FILE`` into the options: the file names the operator and knob values; a
-    knob given on the command line wins, and so does an explicit --op (if it is the same)."""
+    knob given on the command line wins, and so does an explicit --op (if it is the same).
+    A knob of another operator is refused (it would be ignored silently otherwise)."""
     from click.core import ParameterSource
 
     from .errors import SettingsError
@@ -157,6 +159,7 @@ def apply_config(opts: dict) -> dict:
 
     path = opts.pop("config", None)
     if not path:
+        refuse_foreign_knobs(opts)
         return opts
     name, settings = load_settings(path)
     explicit = click.get_current_context().get_parameter_source("op_name") is ParameterSource.COMMANDLINE
@@ -167,7 +170,25 @@ def apply_config(opts: dict) -> dict:
     for key, value in settings.items():
         if merged.get(key) is None:
             merged[key] = value
+    refuse_foreign_knobs(merged)
     return merged
+
+
+def refuse_foreign_knobs(opts: dict) -> None:
+    """A knob given for an operator other than --op's is an error naming the --op it needs."""
+    from .errors import SettingsError
+
+    name = opts.get("op_name") or "bake"
+    operators = all_operators()
+    own = {k.name for k in get_operator(name).all_knobs()}  # an unknown name is get_operator's error
+    for key, value in opts.items():
+        if value is None or key in own:
+            continue
+        owners = sorted(op for op, cls in operators.items() if key in {k.name for k in cls.knobs})
+        if owners:
+            flag = "--" + key.replace("_", "-")
+            raise SettingsError(None, f"{flag} is a setting of operator {' / '.join(owners)}, not of {name}",
+                                f"add --op {owners[0]}, or drop {flag}")
 
 
 def operator_for(opts: dict):
@@ -225,7 +246,8 @@ def cli():
 @click.option("-o", "--output", type=click.Path(), help="output pattern or folder (default: <plate folder>_bake/<same names>)")
 @plate_options
 @click.option("--output-colorspace", help="colour space to write (default: the input's)")
-@click.option("--op", "op_name", default="bake", show_default=True, help="operator to run")
+@click.option("--op", "op_name", default="bake", show_default=True, type=click.Choice(sorted(all_operators())),
+              help="operator to run")
 @click.option("--config", "config", type=click.Path(dir_okay=False),
               help="operator settings file (YAML/JSON, from `bake-seq config`): its operator and knob "
                    "values; options given here override it")
@@ -246,14 +268,18 @@ def render_cmd(sequence, json_summary, quiet, **opts):
     sequence, opts = map_paths(sequence, apply_config(opts))
     request = make_request(sequence, **opts)
     plan = plan_render(request)
+    check_output_folder(plan)
     op = operator_for(opts)
-    quiet = quiet or json_summary and not sys.stderr.isatty()
+    warning = guess_warning(plan)
+    if warning:  # a warning, not progress: printed even with --quiet and --json (on stderr)
+        click.echo(f"bake-seq: {warning}", err=True)
+    # --json keeps stdout for the summary; progress stays on stderr (plain lines when it is a log)
     analyse_shot(plan, op, None if quiet else lambda text: click.echo(f"bake-seq: {text}", err=True))
     todo, done = pending_frames(plan, op)
     op.check_frames(todo)
     log = Reporter(len(todo), quiet)
     chunk = f"chunk {format_frame_ranges(plan.frames)}"  # one farm task's frames, greppable in its log
-    log.line(f"{chunk} start: {len(plan.frames)} frames of {plan.pattern} -> {plan.output}; "
+    log.line(f"{chunk} start: {op.name}, {len(plan.frames)} frames of {plan.pattern} -> {plan.output}; "
              f"{len(done)} already done, {len(todo)} to render"
              + (f"; skipping missing {len(plan.missing)}" if plan.missing else ""))
     timings = render(plan, op, todo, progress=log.frame)
@@ -284,33 +310,28 @@ Examples:
 """)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="settings file to write (.yaml, .yml or .json)")
-@click.option("--op", "op_name", default="bake", show_default=True, help="operator the settings are for")
+@click.option("--op", "op_name", default="bake", show_default=True, type=click.Choice(sorted(all_operators())),
+              help="operator the settings are for")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="start from this settings file")
 @with_knobs
 def config_cmd(output, **opts):
     """Write an operator's settings (every knob: the values given, else defaults) to a YAML or
     JSON file for `bake-seq render --config FILE`. Unknown settings in a file are an error."""
-    from .errors import SettingsError
     from .settings import save_settings
 
-    opts = apply_config(opts)
+    opts = apply_config(opts)  # refuses knobs of another operator
     name = opts.pop("op_name")
-    own = {k.name for k in get_operator(name).all_knobs()}  # an unknown name is get_operator's error
-    foreign = sorted(k for k, v in opts.items() if v is not None and k not in own)
-    if foreign:
-        raise SettingsError(None, f"--{foreign[0].replace('_', '-')} is not a setting of operator {name}",
-                            f"its settings: {', '.join(sorted(own))}")
     save_settings(output, name, opts)
     click.echo(f"wrote {output} (operator {name}); use: bake-seq render SEQ --config {output}")
 
 
 class Reporter:
-    """A tqdm bar on a terminal; otherwise plain `bake-seq: ...` lines a farm monitor can parse
-    (farm logs add their own timestamps): `chunk 1001-1010 start: ...`, `frame 1003 done 2.31s
-    (3/10)`, `chunk 1001-1010 done 10 frames 23.1s (...)`."""
+    """A tqdm bar on a terminal (with its ETA); otherwise plain `bake-seq: ...` lines a farm
+    monitor can parse (farm logs add their own timestamps): `chunk 1001-1010 start: ...`,
+    `frame 1003 done 2.31s (3/10, eta 16s)`, `chunk 1001-1010 done 10 frames 23.1s (...)`."""
 
     def __init__(self, total: int, quiet: bool):
-        self.total, self.quiet, self.count = total, quiet, 0
+        self.total, self.quiet, self.count, self.seconds = total, quiet, 0, 0.0
         self.bar = None
         if not quiet and sys.stderr.isatty() and total:
             from tqdm import tqdm
@@ -326,11 +347,13 @@ class Reporter:
 
     def frame(self, number: int, seconds: float) -> None:
         self.count += 1
+        self.seconds += seconds
         if self.bar is not None:
             self.bar.set_postfix(frame=number)
             self.bar.update(1)
         else:
-            self.line(f"frame {number} done {seconds:.2f}s ({self.count}/{self.total})")
+            eta = self.seconds / self.count * (self.total - self.count)
+            self.line(f"frame {number} done {seconds:.2f}s ({self.count}/{self.total}, eta {eta:.0f}s)")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -338,9 +361,9 @@ class Reporter:
 
 
 @cli.command()
-@click.argument("sequence", type=click.Path())
+@click.argument("sequence", type=click.Path(), required=False)
 @plate_options
-@click.option("--list-colorspaces", is_flag=True, help="list the config's colour spaces and exit")
+@click.option("--list-colorspaces", is_flag=True, help="list the config's colour spaces and exit (no SEQUENCE needed)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def info(sequence, list_colorspaces, as_json, **opts):
     """Show what `render` would decide for SEQUENCE: frames, gaps, size, channels, bit depth and
@@ -351,8 +374,14 @@ def info(sequence, list_colorspaces, as_json, **opts):
       bake-seq info shot_010/####.dpx --bit_depth 10
     """
     from ocio.config import list_colorspaces as names
+    from ocio.config import resolve_config
     from sequences.pattern import format_frame_ranges
 
+    if list_colorspaces and not sequence:
+        click.echo("\n".join(names(resolve_config(map_paths("", opts)[1].get("ocio_config"))[0])))
+        return
+    if not sequence:
+        raise click.UsageError("give a SEQUENCE (e.g. shot_010/####.dpx), or --list-colorspaces")
     opts["skip_missing"] = True
     sequence, opts = map_paths(sequence, opts)
     plan = plan_render(make_request(sequence, **opts))
@@ -370,14 +399,16 @@ def info(sequence, list_colorspaces, as_json, **opts):
         "bit_depth": plan.bit_depth.value, "bit_depth_reason": plan.bit_depth.reason,
         "ocio_config": plan.config_source.value, "ocio_config_reason": plan.config_source.reason,
         "input_colorspace": plan.input_colorspace.value, "input_colorspace_reason": plan.input_colorspace.reason,
+        "input_colorspace_guessed": plan.input_colorspace.guessed,
         "default_output": str(plan.output),
+        "output_colorspace": plan.output_colorspace.value, "output_colorspace_reason": plan.output_colorspace.reason,
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     width = max(len(k) for k in report)
     for key, value in report.items():
-        if key.endswith("_reason"):
+        if key.endswith(("_reason", "_guessed")):
             continue
         reason = report.get(f"{key}_reason")
         click.echo(f"{key:<{width}}  {value}" + (f"   ({reason})" if reason else ""))

@@ -101,6 +101,9 @@ class Operator:
     # True: ``process(rgb, frame, mask=None)`` also takes an H x W float mask (1 = masked, e.g.
     # damage to repair); hosts with a mask input (ComfyUI's MASK) pass it per frame.
     accepts_mask: bool = False
+    # True: ``process(rgb, frame, alpha=None)`` also takes the frame's H x W alpha when it has one
+    # (hosts pass it; e.g. grain scaled by alpha in premultiplied plates).
+    accepts_alpha: bool = False
 
     def __init__(self):
         self.settings: dict = {}
@@ -156,16 +159,20 @@ class Operator:
         return alpha
 
     def process_frames(self, frames: Iterable[tuple[int, np.ndarray]],
-                       masks: Callable[[int], np.ndarray | None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+                       masks: Callable[[int], np.ndarray | None] | None = None,
+                       alphas: Callable[[int], np.ndarray | None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """(frame number, rgb) pairs -> (frame number, result) pairs, one at a time. Hosts that
         hold a batch (ComfyUI) use this; an operator that needs neighbouring frames overrides it.
         The next frame is pulled only after a result is taken, so a host can stop in between.
-        ``masks`` (frame number -> H x W mask) reaches ``process`` only if ``accepts_mask``."""
+        ``masks`` (frame number -> H x W mask) reaches ``process`` only if ``accepts_mask``, and
+        ``alphas`` (frame number -> H x W alpha or None) only if ``accepts_alpha``."""
         for number, rgb in frames:
+            extra = {}
             if masks is not None and self.accepts_mask:
-                yield number, self.process(rgb, number, mask=masks(number))
-            else:
-                yield number, self.process(rgb, number)
+                extra["mask"] = masks(number)
+            if alphas is not None and self.accepts_alpha:
+                extra["alpha"] = alphas(number)
+            yield number, self.process(rgb, number, **extra)
 
 
 OPERATORS: dict[str, type[Operator]] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
 import time
 from collections import deque
@@ -21,13 +22,14 @@ from typing import Callable
 
 import numpy as np
 
-from ocio.config import WORKING_SPACE, guess_colorspace, resolve_colorspace, resolve_config
+from ocio.config import WORKING_SPACE, resolve_colorspace, resolve_config, short_name
 from ocio.convert import convert
+from ocio.guess import guess_with_evidence
 from sequences.errors import PlateError
 from sequences.manifest import file_identity, frame_state, write_record
 from sequences.metadata import resized_metadata
 from sequences.pattern import FramePattern, format_frame_ranges, resolve_frames
-from sequences.plate import Header, read_header, read_plate, write_plate
+from sequences.plate import COLOURSPACE_NOTE, DPX_TEXT, Header, read_header, read_plate, write_plate
 
 from . import __version__
 from .errors import SettingsError, UnsafeOutputError
@@ -59,6 +61,7 @@ class RenderRequest:
 class Decision:
     value: object
     reason: str
+    guessed: bool = False  # decided by a convention of the file type, not by the file or the user
 
 
 @dataclass
@@ -81,6 +84,11 @@ class RenderPlan:
         """The OCIO config by content, not by path: farm nodes that mount it under other names
         (--path-map, $OCIO per platform) make the same frames. LUT files it names are not hashed."""
         return "sha256:" + hashlib.sha256(self.config.serialize().encode()).hexdigest()[:16]
+
+    @cached_property
+    def output_label(self) -> str:
+        """The output space as DPX's 31-character description can state it whole."""
+        return short_name(self.config, self.output_colorspace.value, DPX_TEXT - len(COLOURSPACE_NOTE))
 
     def settings_record(self) -> dict:
         """The settings that decide output pixels (besides the operator's own)."""
@@ -154,19 +162,56 @@ def plan_render(request: RenderRequest) -> RenderPlan:
         cs_in = Decision(resolve_colorspace(config, request.input_colorspace, "--input-colorspace"),
                          "--input-colorspace")
     else:
-        name, reason = guess_colorspace(config, pattern.path(frames[0]), first.colorspace_tag,
-                                        first.is_float, pattern.extension)
-        cs_in = Decision(name, reason)
+        name, reason, evidence = guess_with_evidence(config, pattern.path(frames[0]), first.colorspace_tag,
+                                                     first.is_float, pattern.extension)
+        cs_in = Decision(name, reason, guessed=evidence == "file type")
+    out = output_pattern(request, pattern)
     if request.output_colorspace:
         cs_out = Decision(resolve_colorspace(config, request.output_colorspace, "--output-colorspace"),
                           "--output-colorspace")
     else:
-        cs_out = Decision(cs_in.value, "same as the input (default)")
-    out = output_pattern(request, pattern)
+        cs_out = default_output_colorspace(config, cs_in.value, first.is_float, out.extension)
+    for src, dst in ((cs_in.value, WORKING_SPACE), (WORKING_SPACE, cs_out.value)):
+        convert(np.zeros((1, 1, 3), np.float32), config, src, dst)  # a missing LUT file fails here, not mid-shot
     plan = RenderPlan(request, pattern, out, frames, missing, first, decide_bit_depth(request, first),
                       config, Decision(source, why), cs_in, cs_out)
     refuse_input_overwrite(plan)
     return plan
+
+
+def check_output_folder(plan: RenderPlan) -> None:
+    """Before any frame is computed: the output folder can be made and written to."""
+    from sequences.errors import OutputError
+
+    folder = os.path.dirname(os.path.abspath(plan.output.path(plan.frames[0])))
+    probe = folder
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise UnsafeOutputError(folder, f"goes through {probe}, which is a file, not a folder",
+                                "choose another -o folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, test = tempfile.mkstemp(prefix=".bake-seq-write-test-", dir=folder)
+        os.close(fd)
+        os.remove(test)
+    except OSError as exc:
+        raise OutputError(folder, f"cannot write to the output folder ({exc.strerror or exc})",
+                          "check its permissions and free space, or choose another -o") from None
+
+
+def default_output_colorspace(config, plate_space: str, plate_is_float: bool, extension: str) -> Decision:
+    """The plate's space, except that EXR holds scene-linear light by convention (Nuke reads an
+    EXR as linear): log or display-referred plates written as EXR go to the config's
+    scene_linear role."""
+    space = config.getColorSpace(plate_space)
+    encoding = space.getEncoding() if space is not None else ""
+    linear = encoding == "scene-linear" or (not encoding and plate_is_float) or (space is not None and space.isData())
+    role = config.getColorSpace("scene_linear") if config.hasRole("scene_linear") else None
+    if extension != "exr" or linear or role is None:
+        return Decision(plate_space, "same as the input (default)")
+    return Decision(role.getName(), f"EXR output holds scene-linear light: the config's scene_linear role "
+                                    f"(the plate is {plate_space!r}; --output-colorspace to choose)")
 
 
 def refuse_input_overwrite(plan: RenderPlan) -> None:
@@ -188,6 +233,16 @@ def analyse_shot(plan: RenderPlan, op: Operator, say: Callable[[str], None] | No
     if say:
         say(f"estimating one correction ({op.temporal}) from {len(plan.frames)} frames")
     op.analyse(plan.frames, lambda n: load_frame(plan, n).rgb)
+
+
+def guess_warning(plan: RenderPlan) -> str | None:
+    """The line a render or submit starts with when the plate's colour space is only a guess."""
+    cs = plan.input_colorspace
+    if not cs.guessed:
+        return None
+    return (f"warning: input colour space {cs.value!r} is a guess from the file type ({cs.reason}); "
+            f"if the plate is camera log, video or another space, pass --input-colorspace "
+            f"(bake-seq info --list-colorspaces)")
 
 
 def pending_frames(plan: RenderPlan, op: Operator) -> tuple[list[int], list[int]]:
@@ -279,7 +334,8 @@ def save_frame(plan: RenderPlan, frame: LoadedFrame, result: np.ndarray, fingerp
     path = plan.output.path(frame.number)
     with clock.stage("write"):
         write_plate(path, out, channel_names=names, metadata=metadata,
-                    colorspace=plan.output_colorspace.value, frame=frame.number)
+                    colorspace=plan.output_colorspace.value, frame=frame.number,
+                    colorspace_label=plan.output_label)
         write_record(path, {"fingerprint": fingerprint, "frame": frame.number,
                         "source": file_identity(frame.header.path), "source_path": frame.header.path,
                             "settings": plan.settings_record(), "operator": operator,
@@ -309,7 +365,10 @@ def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn
                     reads.append(reader.submit(load_frame, plan, todo[queued], clock))
                     queued += 1
                 t1 = time.perf_counter()
-                result = op.process(frame.rgb, frame.number)
+                if op.accepts_alpha and frame.alpha is not None:
+                    result = op.process(frame.rgb, frame.number, alpha=frame.alpha)
+                else:
+                    result = op.process(frame.rgb, frame.number)
                 if frame.alpha is not None:  # alpha keeps the result's size (scaling operators)
                     frame.alpha = op.process_alpha(frame.alpha, frame.number)
                 t2 = time.perf_counter()

@@ -62,6 +62,16 @@ def resolve_colorspace(config: OCIO.Config, name: str, what: str = "colour space
     raise ColourError(f"unknown {what} {name!r}", _suggest(config, name or ""))
 
 
+def short_name(config: OCIO.Config, name: str, limit: int) -> str:
+    """``name`` if it fits ``limit`` characters, else its shortest alias that does (DPX text
+    fields hold 31): the config resolves aliases like names."""
+    if len(name) <= limit:
+        return name
+    space = config.getColorSpace(name)
+    fitting = sorted((a for a in (space.getAliases() if space else ()) if len(a) <= limit), key=len)
+    return fitting[0] if fitting else name
+
+
 def colourspace_is_data(config: OCIO.Config, name: str) -> bool:
     """True for Raw/data spaces, which OCIO never converts (normals, mattes, depth)."""
     return config.getColorSpace(resolve_colorspace(config, name)).isData()
@@ -76,6 +86,9 @@ def _suggest(config: OCIO.Config, name: str) -> str:
     for role, space_name in config.getRoles():
         spellings.setdefault(role.lower(), space_name)
     close = difflib.get_close_matches(name.lower(), list(spellings), n=6, cutoff=0.6)
+    squashed = "".join(ch for ch in name.lower() if ch.isalnum())
+    if len(squashed) >= 3:  # 'logc3' finds 'ARRI LogC3 (EI800)': the name typed is part of a longer one
+        close += [s for s in spellings if squashed in "".join(ch for ch in s if ch.isalnum())]
     names = list(dict.fromkeys(spellings[c] for c in close))[:3]
     if not names:
         return f"pass a name from the OCIO config ({LIST_HINT})"

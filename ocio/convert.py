@@ -79,8 +79,16 @@ def _processor(config: OCIO.Config, src: str, dst: str) -> OCIO.CPUProcessor | N
     dst_name = resolve_colorspace(config, dst, "destination colour space")
     processor = None
     if src_name != dst_name:
-        group = config.getProcessor(src_name, dst_name)
-        processor = None if group.isNoOp() else group.getOptimizedCPUProcessor(_EXACT)
+        try:
+            group = config.getProcessor(src_name, dst_name)
+            processor = None if group.isNoOp() else group.getOptimizedCPUProcessor(_EXACT)
+        except (OCIO.Exception, OCIO.ExceptionMissingFile) as exc:  # a LUT file missing or malformed
+            from ocio.errors import ColourError
+
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown OCIO error"
+            raise ColourError(f"OCIO cannot convert {src_name!r} -> {dst_name!r}: {detail}",
+                              "fix the LUT files the OCIO config names (its search_path), or choose "
+                              "another colour space") from None
     with _lock:
         _processors[key] = processor
     return processor

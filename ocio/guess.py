@@ -63,13 +63,20 @@ _LOG_EXTENSIONS = {"dpx", "cin"}
 def guess_colorspace(config: OCIO.Config, path: str, file_tag: str | None,
                      is_float: bool, extension: str) -> tuple[str, str]:
     """Return ``(colour space, reason)`` for a plate, following the table above."""
+    return guess_with_evidence(config, path, file_tag, is_float, extension)[:2]
+
+
+def guess_with_evidence(config: OCIO.Config, path: str, file_tag: str | None,
+                        is_float: bool, extension: str) -> tuple[str, str, str]:
+    """``(colour space, reason, evidence)``: evidence is "tag" (row 1), "rule" (row 2) or
+    "file type" (rows 3-5: a convention, often wrong for camera-log DPX or untagged EXR)."""
     ext = extension.lower().lstrip(".")
     note = ""
     if file_tag:
         space = _from_tag(config, file_tag)
         if space:
             read_as = "" if space.lower() == file_tag.lower() else f", read as {space!r}"
-            return space, f"file metadata oiio:ColorSpace={file_tag!r}{read_as}"
+            return space, f"file metadata oiio:ColorSpace={file_tag!r}{read_as}", "tag"
         note = f" (the file's tag oiio:ColorSpace={file_tag!r} is not in the OCIO config)"
 
     if not config.filepathOnlyMatchesDefaultRule(path):
@@ -77,7 +84,7 @@ def guess_colorspace(config: OCIO.Config, path: str, file_tag: str | None,
         found = config.getColorSpace(space) if space else None
         if found is not None:
             rule = config.getFileRules().getName(index)
-            return found.getName(), f"config file rule {rule!r}{note}"
+            return found.getName(), f"config file rule {rule!r}{note}", "rule"
 
     kind = ext.upper() or "file"
     if is_float or ext in _FLOAT_EXTENSIONS:
@@ -94,7 +101,7 @@ def guess_colorspace(config: OCIO.Config, path: str, file_tag: str | None,
         if found is not None:
             role = f" ({candidate} role)" if config.hasRole(candidate) else ""
             how = repr(found.getName()) + role
-            return found.getName(), why.format(how) + note
+            return found.getName(), why.format(how) + note, "file type"
     raise ColourError(
         f"cannot tell the colour space of {path!r}: "
         f"the OCIO config has none of {', '.join(candidates)}",

@@ -6,6 +6,7 @@ Padding follows Nuke, not fileseq: every `#` is one digit (`####` = 4 digits,
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 
@@ -132,7 +133,8 @@ def parse_frames(text: str) -> list[int]:
             raise ValueError(f"more than {_MAX_FRAMES} frames")
         frames = list(frame_set)
     except (ValueError, fileseq.FileSeqException) as error:
-        raise PlateError(None, f"cannot read the frame range {text!r} ({error})",
+        detail = "" if "did not match" in str(error) else f" ({error})"  # fileseq's message is a regex dump
+        raise PlateError(None, f"cannot read the frame range {text!r}{detail}",
                          _FRAMES_FIX) from None
     if not frames:
         raise PlateError(None, f"the frame range {text!r} is empty", _FRAMES_FIX)
@@ -166,7 +168,8 @@ def resolve_frames(pattern: FramePattern, requested: list[int] | None,
     """Decide which frames to process: (frames_to_process, missing).
 
     `requested` (e.g. --frames) wins over a range written in the pattern;
-    with neither, every frame found on disk is processed.
+    with neither, the frames from the first to the last on disk, at the sequence's own step
+    (a sequence on twos is whole), are wanted: holes inside it are missing frames.
     """
     on_disk = pattern.scan()
     if requested is None:
@@ -176,7 +179,8 @@ def resolve_frames(pattern: FramePattern, requested: list[int] | None,
             raise PlateError(pattern.text, "no frames found",
                              "check the path and the padding (#### = 4 digits, "
                              "# = unpadded)")
-        return on_disk, []
+        step = math.gcd(*(b - a for a, b in zip(on_disk, on_disk[1:]))) or 1
+        requested = list(range(on_disk[0], on_disk[-1] + 1, step))
     wanted = sorted(set(requested))
     present = set(on_disk)
     missing = [frame for frame in wanted if frame not in present]

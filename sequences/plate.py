@@ -86,6 +86,9 @@ def _header(path: str, spec: oiio.ImageSpec) -> Header:
     if alpha < 0 and "A" in spec.channelnames:
         alpha = list(spec.channelnames).index("A")
     colorspace = metadata.get("oiio:ColorSpace")
+    stated = _stated_colourspace(metadata.get("ImageDescription"))
+    if stated and os.path.splitext(path)[1][1:].lower() in _TAG_DROPPING:
+        colorspace = stated  # bake-seq's own statement beats OIIO's reading of the DPX/TIFF header
     return Header(path=path, width=spec.width, height=spec.height,
                   channels=spec.nchannels, channel_names=list(spec.channelnames),
                   alpha_channel=alpha, pixel_type=pixel_type, bits_per_sample=bits,
@@ -160,11 +163,21 @@ def _normalise(header: Header, raw: np.ndarray, bit_depth: int | None) -> np.nda
 
 
 _TAG_DROPPING = ("dpx", "tif", "tiff")
+COLOURSPACE_NOTE = "colour space: "  # how a written DPX/TIFF states its space in ImageDescription
+DPX_TEXT = 31  # characters the DPX image description field holds
 _HOST = socket.gethostname().replace(os.sep, "_").replace(".", "_") or "host"
 
 
+def _stated_colourspace(description) -> str | None:
+    """"... | colour space: ACEScg" -> "ACEScg" (what write_plate states in DPX and TIFF)."""
+    if not isinstance(description, str) or COLOURSPACE_NOTE not in description:
+        return None
+    return description.rsplit(COLOURSPACE_NOTE, 1)[1].split(" | ")[0].strip() or None
+
+
 def write_plate(path: str, pixels: np.ndarray, *, channel_names: list[str],
-                metadata: dict, colorspace: str | None, frame: int | None = None) -> None:
+                metadata: dict, colorspace: str | None, frame: int | None = None,
+                colorspace_label: str | None = None) -> None:
     """Write one 16-bit frame atomically; never leaves a partial file under `path`."""
     extension = os.path.splitext(path)[1][1:].lower()
     if extension not in _WRITE_TYPES:
@@ -172,7 +185,7 @@ def write_plate(path: str, pixels: np.ndarray, *, channel_names: list[str],
                else f"cannot write 16-bit .{extension}")
         raise OutputError(path, why, "use .png, .tif, .dpx or .exr")
     data = _output_pixels(path, pixels, channel_names, extension)
-    spec = _output_spec(data, channel_names, extension, metadata, colorspace, frame)
+    spec = _output_spec(data, channel_names, extension, metadata, colorspace, frame, colorspace_label)
     directory, name = os.path.split(os.path.abspath(path))
     temp = os.path.join(directory, f".{name}.partial-{_HOST}-{os.getpid()}.{extension}")
     try:
@@ -214,7 +227,7 @@ def _output_pixels(path: str, pixels: np.ndarray, channel_names: list[str],
     return np.ascontiguousarray(codes, dtype=np.uint16)
 
 
-def _output_spec(data, channel_names, extension, metadata, colorspace, frame):
+def _output_spec(data, channel_names, extension, metadata, colorspace, frame, colorspace_label=None):
     height, width, channels = data.shape
     spec = oiio.ImageSpec(width, height, channels, _WRITE_TYPES[extension])
     spec.channelnames = tuple(channel_names)
@@ -232,9 +245,13 @@ def _output_spec(data, channel_names, extension, metadata, colorspace, frame):
         if extension in _TAG_DROPPING:
             # DPX and TIFF keep only the few colour-space names OIIO maps to their header
             # fields; ImageDescription survives everywhere, so the space is stated there too.
+            # DPX holds 31 characters there: a short alias of the space (``colorspace_label``)
+            # keeps the statement whole, and it replaces the plate's own description (a cut
+            # statement would name the wrong space; the plate's text would be cut anyway).
             before = str(metadata.get("ImageDescription", "") or "")
-            note = f"colour space: {colorspace}"
-            spec.attribute("ImageDescription", f"{before} | {note}" if before and note not in before else note)
+            note = f"{COLOURSPACE_NOTE}{colorspace_label or colorspace if extension == 'dpx' else colorspace}"
+            keep = before and extension != "dpx" and note not in before
+            spec.attribute("ImageDescription", f"{before} | {note}" if keep else note)
     if frame is not None:
         # EXR keeps "Frame"; DPX keeps only its header field "dpx:FramePosition";
         # PNG and TIFF keep neither (the frame is still in the file name).

@@ -45,16 +45,20 @@ def job_options(fn):
         click.option("--bake-seq-exe", metavar="PATH",
                      help="bake-seq as the farm nodes see it [default: this one, as an absolute path]"),
         click.option("--name", help="job name [default: bake-seq <plate file pattern>]"),
+        click.option("--accept-guessed-colorspace", "accept_guess", is_flag=True,
+                     help="submit although the plate's colour space is only a guess from its file type "
+                          "(untagged DPX = film log ADX10, untagged EXR = ACEScg); otherwise pass "
+                          "--input-colorspace"),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def planned_job(sequence: str, opts: dict, chunk: int, exe: str | None, name: str | None):
+def planned_job(sequence: str, opts: dict, chunk: int, exe: str | None, name: str | None, accept_guess: bool):
     from plugins.farm.task import plan_job
 
-    return plan_job(click.get_current_context(), render_cmd, sequence, opts, chunk, exe, name)
+    return plan_job(click.get_current_context(), render_cmd, sequence, opts, chunk, exe, name, accept_guess)
 
 
 @click.group("submit")
@@ -77,7 +81,7 @@ def command():
               help="write parameter_values.yaml for `deadline bundle submit` (parameterValues list) "
                    "instead of for `openjd run -p file://...`")
 @job_options
-def openjd(bundle, deadline_cloud, chunk, bake_seq_exe, name, sequence, **opts):
+def openjd(bundle, deadline_cloud, chunk, bake_seq_exe, name, accept_guess, sequence, **opts):
     """Write an Open Job Description job bundle (Deadline Cloud, openjd-cli) for SEQUENCE.
 
     \b
@@ -89,7 +93,7 @@ def openjd(bundle, deadline_cloud, chunk, bake_seq_exe, name, sequence, **opts):
     from plugins.farm.openjd_bundle import write_bundle
     from sequences.errors import OutputError
 
-    job = planned_job(sequence, opts, chunk, bake_seq_exe, name)
+    job = planned_job(sequence, opts, chunk, bake_seq_exe, name, accept_guess)
     try:
         template, values = write_bundle(job, bundle, deadline_cloud)
     except OSError as exc:
@@ -112,7 +116,8 @@ def openjd(bundle, deadline_cloud, chunk, bake_seq_exe, name, sequence, **opts):
 @click.option("--service", help="OpenCue service of the layers [default: the Cuebot's]")
 @click.option("--cores", type=click.FloatRange(min=0), help="cores per task [default: the service's]")
 @job_options
-def opencue(cuebot, write_dir, show, shot, service, cores, chunk, bake_seq_exe, name, sequence, **opts):
+def opencue(cuebot, write_dir, show, shot, service, cores, chunk, bake_seq_exe, name, accept_guess, sequence,
+            **opts):
     """Launch SEQUENCE on OpenCue, or write its outline script (pyoutline), values and job spec.
 
     \b
@@ -122,7 +127,7 @@ def opencue(cuebot, write_dir, show, shot, service, cores, chunk, bake_seq_exe, 
     """
     from plugins.farm.opencue_outline import cuebot_configured, job_data, job_json, load_job_module
 
-    job = planned_job(sequence, opts, chunk, bake_seq_exe, name)
+    job = planned_job(sequence, opts, chunk, bake_seq_exe, name, accept_guess)
     # The values are data (JSON), never Python source: the outline is built from what is written.
     values = job_json(job_data(job, show, shot, {"service": service, "cores": cores}))
     launch = not write_dir and cuebot_configured(cuebot)

@@ -38,7 +38,11 @@ class Grain(Operator):
              min=1, max=1024),
         Knob("grain_radius", float, 0.0, "grain radius in pixels (physical mode); 0 = the radius "
              "whose grain correlates like the profile's size", min=0.0, max=8.0),
+        Knob("grain_premultiplied", bool, True, "plates with alpha: RGB is premultiplied (the EXR and CG "
+             "convention), so grain is scaled by alpha and transparent pixels get none; "
+             "--no-grain-premultiplied for straight-alpha plates (grain under the whole matte)"),
     )
+    accepts_alpha = True
 
     def prepare(self, settings: dict) -> None:
         super().prepare(settings)
@@ -58,5 +62,11 @@ class Grain(Operator):
                  if k.name not in ("grain_profile", "grain_preset")}
         return {"op": self.name, "profile_sha256": self.profile.sha256(), **knobs}
 
-    def process(self, rgb: np.ndarray, frame: int) -> np.ndarray:
-        return to_working(add_grain(to_linear(rgb), self.profile, frame, self.grain))
+    def process(self, rgb: np.ndarray, frame: int, alpha: np.ndarray | None = None) -> np.ndarray:
+        grained = to_working(add_grain(to_linear(rgb), self.profile, frame, self.grain))
+        if alpha is None or not self.settings["grain_premultiplied"]:
+            return grained
+        # Premultiplied RGB = colour x alpha, so the grain a pixel shows is its grain x alpha:
+        # none where alpha is 0, half where a soft edge is half covered.
+        weight = np.clip(np.nan_to_num(alpha, nan=0.0), 0.0, 1.0)[:, :, None]
+        return (rgb + (grained - rgb) * weight).astype(np.float32)

@@ -87,7 +87,10 @@ class OperatorNode:
         if mask_input is not None and op.accepts_mask:
             batch = per_image_masks(mask_input, image)
             masks = lambda number: batch[number - first_frame]  # noqa: E731
-        results = [result for _, result in op.process_frames(each_frame(frames, image.shape[0]), masks)]
+        alphas = None
+        if image.shape[-1] == 4:  # ComfyUI images with alpha: operators that use it get it per frame
+            alphas = lambda number: np.ascontiguousarray(image[number - first_frame, :, :, 3].cpu().numpy())  # noqa: E731
+        results = [result for _, result in op.process_frames(each_frame(frames, image.shape[0]), masks, alphas)]
         out = torch.from_numpy(np.stack(results)).to(torch.float32)
         if image.shape[-1] == 4:  # alpha passes through, resized with the frame by scaling operators
             alphas = [op.process_alpha(np.ascontiguousarray(image[i, :, :, 3].cpu().numpy()), first_frame + i)

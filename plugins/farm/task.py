@@ -91,16 +91,24 @@ def default_exe() -> str:
 
 
 def plan_job(ctx: click.Context, render: click.Command, sequence: str, opts: dict, chunk: int,
-             exe: str | None, name: str | None) -> FarmJob:
+             exe: str | None, name: str | None, accept_guess: bool = False) -> FarmJob:
     """Plan the shot here, so a bad plate, colour space or output fails now, not on every node.
     An operator that needs the whole shot (one correction per shot) gets it here, once: the
     correction is written beside the output and every chunk applies that file (``--grade``)."""
     from bake_node.cli import apply_config, make_request, operator_for
     from bake_node.node import get_operator
-    from bake_node.render import plan_render
+    from bake_node.render import guess_warning, plan_render
 
     opts = apply_config(dict(opts))  # a bad --config file (unreadable, unknown knob) fails here too
     plan = plan_render(make_request(sequence, **opts))
+    warning = guess_warning(plan)
+    if warning and not accept_guess:  # every node would render the whole shot in a guessed space
+        from ocio.errors import ColourError
+        raise ColourError(f"{plan.pattern}: the input colour space {plan.input_colorspace.value!r} is only a guess "
+                          f"from the file type ({plan.input_colorspace.reason})",
+                          "pass --input-colorspace, or --accept-guessed-colorspace if the guess is right")
+    if warning:
+        click.echo(f"bake-seq: {warning}", err=True)
     options = given_options(ctx, render)
     if get_operator(opts.get("op_name") or "bake").may_need_shot(opts):  # loads no model otherwise
         op = operator_for(opts)

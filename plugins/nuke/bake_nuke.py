@@ -20,7 +20,7 @@ KNOB_CLASSES = {"int": "Int_Knob", "float": "Double_Knob", "bool": "Boolean_Knob
                 "choice": "Enumeration_Knob", "path": "File_Knob", "str": "String_Knob"}
 OUTPUT_EXTENSIONS = ("exr", "dpx", "png", "tif", "tiff")
 FARMS = ("openjd", "opencue")
-PROGRESS = re.compile(r"frame (-?\d+) .*\((\d+)/(\d+)\)")
+PROGRESS = re.compile(r"frame (-?\d+) .*\((\d+)/(\d+)[,)]")  # "(3/10)" or "(3/10, eta 16s)"
 
 # The knobs every node has besides its operator's: what `bake-seq render` needs to know.
 RENDER_KNOBS = (

@@ -105,10 +105,14 @@ def test_format_frame_ranges_round_trips():
     assert parse_frames(format_frame_ranges(frames)) == frames
 
 
-def test_resolve_everything_on_disk(touch):
+def test_resolve_everything_on_disk_holes_inside_are_missing(touch):
     folder = touch("p.0001.exr", "p.0002.exr", "p.0004.exr")
     pattern = FramePattern.parse(str(folder / "p.####.exr"))
-    assert resolve_frames(pattern, None, skip_missing=False) == ([1, 2, 4], [])
+    with pytest.raises(PlateError, match="missing frames 3 .*--skip-missing"):
+        resolve_frames(pattern, None, skip_missing=False)
+    assert resolve_frames(pattern, None, skip_missing=True) == ([1, 2, 4], [3])
+    twos = touch("t.0001.exr", "t.0003.exr", "t.0005.exr")  # a sequence on twos has no holes
+    assert resolve_frames(FramePattern.parse(str(twos / "t.####.exr")), None, skip_missing=False) == ([1, 3, 5], [])
 
 
 def test_resolve_no_frames_found(tmp_path):

@@ -208,7 +208,11 @@ def test_config_file_round_trip_override_and_errors(tmp_path, plate, zoo_weights
     line = error_line(bake("render", plate, "--config", config, "--op", "grain", code=2))
     assert "operator 'zoo'" in line
     line = error_line(bake("config", "-o", tmp_path / "g.yaml", "--op", "grain", "--zoo-overlap", "4", code=2))
-    assert "--zoo-overlap is not a setting of operator grain" in line
+    assert "--zoo-overlap is a setting of operator zoo, not of grain" in line and "add --op zoo" in line
+    # render too: another operator's knob is never ignored silently (issue 18 item 2)
+    for flags in (["--zoo-overlap", "4"], ["--grain-amount", "2"]):
+        line = error_line(bake("render", plate, *flags, code=2))
+        assert f"{flags[0]} is a setting of operator" in line and "not of bake" in line and "add --op" in line
 
 
 def test_config_works_for_other_operators(tmp_path, plate):

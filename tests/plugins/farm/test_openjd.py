@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from bake_node.cli import render_cmd
+from bake_node.node import all_operators
 from ocio.config import DEFAULT_CONFIG
 from plugins.farm.task import SET_BY_JOB, default_exe
 from tests.plugins.farm.conftest import assert_same_frames, bake, subprocess_env
@@ -64,9 +65,9 @@ def test_openjd_run_matches_one_local_render(tmp_path, plate, bake_seq_exe, tiny
     bake("status", tmp_path / "farm" / "b.####.png", plate, *options)
 
 
-def given_value(param: click.Option, tmp_path: Path) -> list[str]:
+def given_value(param: click.Option, tmp_path: Path, operator: str = "bake") -> list[str]:
     """A valid command-line form for any render option, so new options are covered unseen."""
-    special = {"input_colorspace": SRGB, "output_colorspace": SRGB, "op_name": "bake",
+    special = {"input_colorspace": SRGB, "output_colorspace": SRGB, "op_name": operator,
                "path_map": "Z:\\shots=/mnt/shots"}
     flag = next(opt for opt in param.opts if opt.startswith("--"))
     if param.is_flag:
@@ -77,7 +78,8 @@ def given_value(param: click.Option, tmp_path: Path) -> list[str]:
         value = str(config)
     elif param.name == "config":  # a real settings file: submit reads it
         settings = tmp_path / "bake.yaml"
-        settings.write_text("op: bake\nsettings:\n  range_policy: clip\n")
+        settings.write_text("op: bake\nsettings:\n  range_policy: clip\n" if operator == "bake"
+                            else f"op: {operator}\nsettings: {{}}\n")
         value = str(settings)
     elif param.name in special:
         value = special[param.name]
@@ -94,11 +96,15 @@ def given_value(param: click.Option, tmp_path: Path) -> list[str]:
     return [flag, value] * (2 if param.multiple else 1)
 
 
-def test_every_render_option_reaches_the_task(tmp_path, plate, bake_seq_exe):
+@pytest.mark.parametrize("operator", sorted(all_operators()))
+def test_every_render_option_reaches_the_task(tmp_path, plate, bake_seq_exe, operator):
+    # every option render takes, with the knobs of one operator (another's knobs are refused)
+    knobs = {k.name for cls in all_operators().values() for k in cls.knobs}
+    own = {k.name for k in all_operators()[operator].all_knobs()}
     given = []
     for param in render_cmd.params:
-        if isinstance(param, click.Option) and param.name not in SET_BY_JOB:
-            given += given_value(param, tmp_path)
+        if isinstance(param, click.Option) and param.name not in SET_BY_JOB and (param.name not in knobs or param.name in own):
+            given += given_value(param, tmp_path, operator)
     bundle = tmp_path / "job"
     bake("submit", "openjd", plate, "--bundle", bundle, "--bake-seq-exe", bake_seq_exe, *given)
     template, values = load_bundle(bundle)
@@ -112,7 +118,8 @@ def test_every_render_option_reaches_the_task(tmp_path, plate, bake_seq_exe):
             assert got[name] == value, name
     definitions = {d["name"]: d for d in template["parameterDefinitions"]}
     assert definitions["OcioConfig"]["type"] == "PATH" and "default" not in definitions["OcioConfig"]
-    assert definitions["Checkpoint"]["dataFlow"] == "IN"
+    if operator == "bake":
+        assert definitions["Checkpoint"]["dataFlow"] == "IN"
 
 
 def test_relative_paths_become_absolute_and_deadline_values(tmp_path, plate, bake_seq_exe, monkeypatch):

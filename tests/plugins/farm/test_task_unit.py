@@ -1,6 +1,7 @@
 """The farm's unit, `bake-seq render --frames A-B`, is safe to retry: re-running a chunk or
 overlapping chunks changes nothing that is done; failures say whether a retry can help; paths
 map across platforms; the log has lines a farm monitor can read."""
+import json
 import re
 import shutil
 
@@ -36,20 +37,37 @@ def test_log_lines_for_a_farm_monitor(tmp_path, plate, tiny_checkpoint):
     result = bake("render", plate, "-o", tmp_path / "o" / "####.png", "--frames", "1001-1002",
                   "--checkpoint", tiny_checkpoint)
     lines = result.stderr.splitlines()
-    assert re.fullmatch(r"bake-seq: chunk 1001-1002 start: 2 frames of .* 0 already done, 2 to render", lines[0])
-    assert re.fullmatch(r"bake-seq: frame 1001 done \d+\.\d\ds \(1/2\)", lines[1])
-    assert re.fullmatch(r"bake-seq: frame 1002 done \d+\.\d\ds \(2/2\)", lines[2])
+    assert re.fullmatch(r"bake-seq: chunk 1001-1002 start: bake, 2 frames of .* 0 already done, 2 to render", lines[0])
+    assert re.fullmatch(r"bake-seq: frame 1001 done \d+\.\d\ds \(1/2, eta \d+s\)", lines[1])
+    assert re.fullmatch(r"bake-seq: frame 1002 done \d+\.\d\ds \(2/2, eta 0s\)", lines[2])
+    # --json: the summary alone on stdout, the same progress lines on stderr (a log has no terminal)
+    result = bake("render", plate, "-o", tmp_path / "j" / "####.png", "--frames", "1001-1002",
+                  "--checkpoint", tiny_checkpoint, "--json")
+    assert json.loads(result.stdout)["rendered"] == 2
+    assert "frame 1002 done" in result.stderr and "eta" in result.stderr
     assert re.fullmatch(r"bake-seq: chunk 1001-1002 done 2 frames \d+\.\ds \(2 rendered, 0 already done\)", lines[3])
 
 
-def test_unwritable_output_is_retryable_exit_10(tmp_path, plate, tiny_checkpoint):
-    # Root ignores permissions, so block the output folder with a file where it should be.
-    (tmp_path / "blocked").write_text("not a folder")
-    result = bake("render", plate, "-o", tmp_path / "blocked" / "####.png", "--checkpoint", tiny_checkpoint,
+def test_unwritable_output_is_retryable_exit_10(tmp_path, plate, tiny_checkpoint, monkeypatch):
+    import errno
+    import tempfile
+
+    def full(*args, **kwargs):  # root ignores permissions: a full disk stands in for any write failure
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    result = bake("render", plate, "-o", tmp_path / "out" / "####.png", "--checkpoint", tiny_checkpoint,
                   code=EXIT_WRITE)
     assert EXIT_WRITE in RETRYABLE
     [line] = result.stderr.strip().splitlines()[-1:]
-    assert "blocked" in line and "cannot write" in line and "Traceback" not in result.output
+    assert "out" in line and "cannot write" in line and "No space left" in line and "Traceback" not in result.output
+    assert "frame 1001" not in result.stderr  # found before the first frame is computed
+
+
+def test_output_through_a_file_is_permanent_and_found_first(tmp_path, plate, tiny_checkpoint):
+    (tmp_path / "blocked").write_text("not a folder")
+    result = bake("render", plate, "-o", tmp_path / "blocked" / "####.png", "--checkpoint", tiny_checkpoint, code=6)
+    assert "blocked" in result.stderr and "not a folder" in result.stderr and "frame 1001" not in result.stderr
 
 
 def test_bad_input_is_permanent(tmp_path, plate, tiny_checkpoint):

@@ -101,6 +101,7 @@ def test_small_pure_helpers(bake_nuke):
     assert bake_nuke.frame_bounds("1,5,10-20") == (1, 20) and bake_nuke.frame_bounds("-5--1") == (-5, -1)
     assert bake_nuke.default_output("/a/scan/0001.jpg") == "/a/scan_bake/0001.png"
     assert bake_nuke.parse_progress("bake-seq: frame 1003 done 2.31s (3/10)") == (3, 10)
+    assert bake_nuke.parse_progress("bake-seq: frame 1003 done 2.31s (3/10, eta 16s)") == (3, 10)
     assert bake_nuke.parse_progress("bake-seq: chunk 1001-1010 start: 10 frames") is None
 
 
