@@ -22,7 +22,7 @@ demo: install
 	@echo "before/after contact sheet: demo_out/contact_sheet.png"
 
 bench: install
-	$(BIN)/bake-seq bench --json bench.json
+	$(BIN)/bake-seq bench --json-file bench.json
 
 clean:
 	rm -rf $(VENV) *.egg-info

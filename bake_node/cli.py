@@ -20,7 +20,7 @@ from .render import (BIT_DEPTHS, NAN_POLICIES, RenderRequest, analyse_shot, chec
 
 EPILOG_RENDER = """\b
 Examples:
-  bake-seq render shot_010/####.dpx --bit_depth 10
+  bake-seq render shot_010/####.dpx --bit-depth 10
   bake-seq render plate.%04d.exr --frames 1001-1100x2 -o out/plate.####.exr
   bake-seq render 'scan/@@@@.png' --input-colorspace 'sRGB Encoded Rec.709 (sRGB)' --json
   bake-seq render plate.####.exr --op zoo --weights RealESRGAN_x2plus.safetensors -o up/####.exr
@@ -98,9 +98,23 @@ class FiniteFloatRange(click.FloatRange):
         return result
 
 
+class AliasOption(click.Option):
+    """An option whose help shows only its first spelling: older or other spellings (--bit_depth,
+    --colour-maths, --out) keep working without cluttering the help."""
+
+    def get_help_record(self, ctx):
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        short = [o for o in self.opts if not o.startswith("--")][:1]
+        names = ", ".join(short + [o for o in self.opts if o.startswith("--")][:1])
+        return (f"{names} {self.make_metavar(ctx)}" if not self.is_flag else names), record[1]
+
+
 def knob_option(knob: Knob):
     """A click option generated from a node-contract knob."""
-    kwargs = {"default": None, "show_default": False, "help": f"{knob.help} [default: {knob.default}]"}
+    default = "" if knob.default is None else f" [default: {knob.default}]"  # None: the help says what happens
+    kwargs = {"default": None, "show_default": False, "help": f"{knob.help}{default}"}
     if knob.type == "choice":
         kwargs["type"] = click.Choice(knob.choices)
     elif knob.type == "path":
@@ -122,6 +136,26 @@ def operator_knobs() -> list[Knob]:
     return knobs
 
 
+class KnobHelp(click.Command):
+    """Help that groups the operator knobs under the operator they belong to (`--op NAME`)."""
+
+    def format_options(self, ctx, formatter):
+        from .node import ENGINE_KNOBS
+
+        owner = {k.name: "every operator" for k in ENGINE_KNOBS}
+        for name, cls in sorted(all_operators().items()):
+            owner.update({k.name: f"--op {name} ({cls.label})" for k in cls.knobs})
+        sections: dict[str, list] = {"Options": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections.setdefault(owner.get(param.name, "Options"), []).append(record)
+        for title, records in sections.items():
+            if records:
+                with formatter.section(title if title == "Options" else f"Options of {title}"):
+                    formatter.write_dl(records)
+
+
 def with_knobs(fn):
     for knob in reversed(operator_knobs()):
         fn = knob_option(knob)(fn)
@@ -133,7 +167,7 @@ def plate_options(fn):
     options = [
         click.option("--frames", type=FramesType(), help="frames to use: 1001-1100, 1001-1100x2, 1001,1005,1010-1020"),
         click.option("--skip-missing", is_flag=True, help="render the frames that exist instead of failing on gaps"),
-        click.option("--bit-depth", "--bit_depth", "bit_depth", type=click.Choice([str(b) for b in BIT_DEPTHS]),
+        click.option("--bit-depth", "--bit_depth", "bit_depth", cls=AliasOption, type=click.Choice([str(b) for b in BIT_DEPTHS]),
                      help="code-value range of integer plates (e.g. 10 for 10-bit codes in 16-bit PNGs); "
                           "default: the first frame's header"),
         click.option("--ocio", "ocio_config", metavar="CONFIG", type=click.Path(dir_okay=False),
@@ -236,12 +270,12 @@ def cli():
     \b
     Examples:
       bake-seq info shot_010/####.dpx
-      bake-seq render shot_010/####.dpx --bit_depth 10 -o shot_010_bake/####.dpx
+      bake-seq render shot_010/####.dpx --bit-depth 10 -o shot_010_bake/####.dpx
       bake-seq convert reference.pth -o bakenet.safetensors
     """
 
 
-@cli.command("render", epilog=EPILOG_RENDER)
+@cli.command("render", cls=KnobHelp, epilog=EPILOG_RENDER)
 @click.argument("sequence", type=click.Path())
 @click.option("-o", "--output", type=click.Path(), help="output pattern or folder (default: <plate folder>_bake/<same names>)")
 @plate_options
@@ -278,6 +312,8 @@ def render_cmd(sequence, json_summary, quiet, **opts):
     todo, done = pending_frames(plan, op)
     op.check_frames(todo)
     log = Reporter(len(todo), quiet)
+    if log.bar is not None:  # a terminal: progress within each frame too (tiles)
+        op.on_tile = log.tile
     chunk = f"chunk {format_frame_ranges(plan.frames)}"  # one farm task's frames, greppable in its log
     log.line(f"{chunk} start: {op.name}, {len(plan.frames)} frames of {plan.pattern} -> {plan.output}; "
              f"{len(done)} already done, {len(todo)} to render"
@@ -302,7 +338,7 @@ def render_cmd(sequence, json_summary, quiet, **opts):
 
 
 
-@cli.command("config", epilog="""\b
+@cli.command("config", cls=KnobHelp, epilog="""\b
 Examples:
   bake-seq config -o zoo_x2.yaml --op zoo --weights RealESRGAN_x2plus.safetensors --zoo-overlap 48
   bake-seq config -o grain.json --op grain --grain-preset fine
@@ -345,6 +381,10 @@ class Reporter:
         else:
             click.echo(f"bake-seq: {text}", err=True)
 
+    def tile(self, done: int, total: int) -> None:
+        if self.bar is not None and total > 1:
+            self.bar.set_postfix_str(f"tile {done}/{total}")
+
     def frame(self, number: int, seconds: float) -> None:
         self.count += 1
         self.seconds += seconds
@@ -371,7 +411,7 @@ def info(sequence, list_colorspaces, as_json, **opts):
 
     \b
     Example:
-      bake-seq info shot_010/####.dpx --bit_depth 10
+      bake-seq info shot_010/####.dpx --bit-depth 10
     """
     from ocio.config import list_colorspaces as names
     from ocio.config import resolve_config

@@ -74,14 +74,15 @@ class TileGrid:
 
 
 def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, tile: int,
-              halo: int, device: torch.device) -> torch.Tensor:
+              halo: int, device: torch.device, on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Apply ``fn`` (N,C,h,w -> N,C',h,w) to a CPU NCHW image; the result stays on the CPU.
 
     tile <= 0 means the whole frame in one pass. A CUDA out-of-memory halves the tile (down to
     MIN_TILE) and starts the frame again, so the result never mixes tile sizes.
+    ``on_tile(done, total)`` is called after each tile (progress within a frame).
     """
     _, _, height, width = image.shape
-    return halving_on_oom(lambda size: _run_grid(fn, image, TileGrid(height, width, size, halo), device),
+    return halving_on_oom(lambda size: _run_grid(fn, image, TileGrid(height, width, size, halo), device, on_tile),
                           tile, max(height, width), device)
 
 
@@ -102,9 +103,10 @@ def halving_on_oom(attempt: Callable[[int], T], tile: int, whole: int, device: t
             tile = smaller
 
 
-def _run_grid(fn, image: torch.Tensor, grid: TileGrid, device: torch.device) -> torch.Tensor:
+def _run_grid(fn, image: torch.Tensor, grid: TileGrid, device: torch.device, on_tile=None) -> torch.Tensor:
     out = None
-    for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in grid:
+    tiles = list(grid)
+    for done, ((y0, y1, x0, x1), (cy0, cy1, cx0, cx1)) in enumerate(tiles, 1):
         crop = image[:, :, cy0:cy1, cx0:cx1].to(device)
         with torch.inference_mode():
             result = fn(crop)
@@ -113,6 +115,8 @@ def _run_grid(fn, image: torch.Tensor, grid: TileGrid, device: torch.device) -> 
             out = torch.empty(image.shape[0], result.shape[1], grid.height, grid.width, dtype=result.dtype,
                               memory_format=torch.channels_last)
         out[:, :, y0:y1, x0:x1] = result[:, :, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0].cpu()
+        if on_tile is not None:
+            on_tile(done, len(tiles))
     return out
 
 

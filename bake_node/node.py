@@ -104,6 +104,8 @@ class Operator:
     # True: ``process(rgb, frame, alpha=None)`` also takes the frame's H x W alpha when it has one
     # (hosts pass it; e.g. grain scaled by alpha in premultiplied plates).
     accepts_alpha: bool = False
+    # Set by a host to see progress within a frame: called (tiles done, tiles) by tiled operators.
+    on_tile: Callable[[int, int], None] | None = None
 
     def __init__(self):
         self.settings: dict = {}

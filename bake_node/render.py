@@ -138,10 +138,10 @@ def output_pattern(request: RenderRequest, pattern: FramePattern) -> FramePatter
 
 def decide_bit_depth(request: RenderRequest, first: Header) -> Decision:
     if first.is_float:
-        note = " (--bit_depth ignored: float data has no code range)" if request.bit_depth else ""
+        note = " (--bit-depth ignored: float data has no code range)" if request.bit_depth else ""
         return Decision(None, f"{first.pixel_type} data is used as stored{note}")
     if request.bit_depth:
-        return Decision(request.bit_depth, f"--bit_depth {request.bit_depth} "
+        return Decision(request.bit_depth, f"--bit-depth {request.bit_depth} "
                         f"(first frame header says {first.bits_per_sample}-bit)")
     return Decision(first.bits_per_sample,
                     f"first frame header: {first.bits_per_sample} bits per sample ({first.pixel_type})")
@@ -149,7 +149,7 @@ def decide_bit_depth(request: RenderRequest, first: Header) -> Decision:
 
 def plan_render(request: RenderRequest) -> RenderPlan:
     if request.bit_depth is not None and request.bit_depth not in BIT_DEPTHS:
-        raise SettingsError(None, f"--bit_depth {request.bit_depth} is not supported", "use 8, 10, 12, 14 or 16")
+        raise SettingsError(None, f"--bit-depth {request.bit_depth} is not supported", "use 8, 10, 12, 14 or 16")
     if request.nan_policy not in NAN_POLICIES:
         raise SettingsError(None, f"unknown NaN policy {request.nan_policy!r}", "use error or zero")
     pattern = FramePattern.parse(request.input)

@@ -126,4 +126,29 @@ def test_help_that_runs_as_printed(tmp_path):
     assert "cannot read the frame range '1001:1008'" in frames.stderr and "did not match" not in frames.stderr
     op = bake("render", plate, "--op", "nope", code=2)
     assert "bake" in op.stderr and "grain" in op.stderr  # the operators are listed
-    assert "--bit-depth" in bake("render", "--help").stdout
+    helped = bake("render", "--help").stdout
+    assert "--bit-depth" in helped and "--bit_depth" not in helped and "[default: None]" not in helped
+    assert "Options of --op grain (Film Grain):" in helped and "Options of every operator:" in helped
+    grain_part = helped.split("Options of --op grain")[1].split("Options of --op zoo")[0]
+    assert "--grain-amount" in grain_part and "--checkpoint" not in grain_part
+    assert "--device" not in bake("status", "--help").stdout  # status shows what decides the frames
+    # old and other spellings still work, hidden from the help
+    from bake_node.cli import render_cmd
+    assert render_cmd.make_context("render", [plate, "--bit_depth", "10"]).params["bit_depth"] == "10"
+    from bake_node.commands.eval import command as eval_cmd
+    from bake_node.commands.export import command as export_cmd
+    assert eval_cmd.make_context("eval", ["--data", ".", "--out", "x"]).params["out"] == "x"
+    assert eval_cmd.make_context("eval", ["--data", ".", "--output", "y"]).params["out"] == "y"
+    assert export_cmd.make_context("export", ["--format", "onnx", "-o", "m", "--colour-maths", "float32"]
+                                   ).params["colour_maths"] == "float32"
+
+
+def test_progress_within_a_frame(ckpt):
+    from bake_node.node import get_operator
+
+    op = get_operator("bake")
+    op.prepare({"checkpoint": ckpt, "device": "cpu", "tile": 64})
+    seen = []
+    op.on_tile = lambda done, total: seen.append((done, total))  # what the terminal bar shows per tile
+    op.process(np.random.default_rng(0).random((130, 170, 3), dtype=np.float32), 1)
+    assert len(seen) > 1 and seen[-1][0] == seen[-1][1] == len(seen) and [d for d, _ in seen] == list(range(1, len(seen) + 1))

@@ -12,13 +12,14 @@ import click
 @click.option("--size", default="2048x1080", show_default=True, help="frame size WxH for the speed numbers")
 @click.option("--rss-size", default="4096x2160", show_default=True, help="frame size for peak memory ('none' skips)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="also write the results as JSON")
-def command(checkpoint, frames, size, rss_size, device, json_path):
+@click.option("--json", "as_json", is_flag=True, help="print the results as JSON on stdout (instead of the table)")
+@click.option("--json-file", "json_path", type=click.Path(dir_okay=False), help="also write the results as JSON to this file")
+def command(checkpoint, frames, size, rss_size, device, as_json, json_path):
     """Time the render path against baselines measured in the same run.
 
     \b
     Example:
-      bake-seq bench --json bench.json
+      bake-seq bench --json-file bench.json
       bake-seq bench --size 512x512 --rss-size none --frames 2
     """
     from ..bench import format_table, run_bench
@@ -35,7 +36,7 @@ def command(checkpoint, frames, size, rss_size, device, json_path):
     rss = None if rss_size.lower() == "none" else parse(rss_size)
     result = run_bench(checkpoint, frames, width, height, rss, device,
                        progress=lambda text: click.echo(f"bench: {text}", err=True))
-    click.echo(format_table(result))
+    click.echo(json.dumps(result, indent=2) if as_json else format_table(result))
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)

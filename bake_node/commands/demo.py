@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..cli import AliasOption
+
 FRAMES = 4
 PAN_PX = 6  # the "camera" moves this far per frame, so the frames differ like a real plate
 DEMO_SEED = 7
@@ -14,7 +16,7 @@ DEMO_FAMILY = "combo"  # two problems at once; README lists what each family giv
 
 
 @click.command("demo")
-@click.option("--out", "-o", default="bake-demo", show_default=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "--out", "out", cls=AliasOption, default="bake-demo", show_default=True, type=click.Path(file_okay=False),
               help="folder for the plate, the render and the contact sheet")
 @click.option("--image", default="coffee", show_default=True,
               help="bundled image (held out from the default model's training: chelsea, coffee, rocket)")
@@ -85,3 +87,14 @@ def command(out, image, checkpoint, frames, seed, family):
     for n, b, a in zip(plan.frames, before, after):
         click.echo(f"frame {n}: CIEDE2000 to the original {b:.2f} -> {a:.2f}")
     click.echo(f"mean CIEDE2000 to the original: plate {np.mean(before):.2f}, restored {np.mean(after):.2f}")
+    click.echo(verdict(float(np.mean(before)), float(np.mean(after))))
+
+
+def verdict(before: float, after: float) -> str:
+    """The model's result in words, next to its numbers (no spin: worse is said to be worse)."""
+    if after > before:
+        return f"verdict: the model made this plate WORSE ({after / before:.2f} x the plate's error)"
+    ratio = after / before if before else 1.0
+    if ratio > 0.9:
+        return f"verdict: barely restored ({ratio:.2f} x the plate's error; the README's eval has the held-out numbers)"
+    return f"verdict: restored to {ratio:.2f} x the plate's error"

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..cli import AliasOption
+
 EPILOG = """\b
 Examples:
   bake-seq eval --data data/bundled/holdout                      # the shipped model
@@ -21,7 +23,7 @@ Examples:
 @click.option("--data", required=True, type=click.Path(file_okay=False), help="folder of clean held-out images")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="BakeNet (or colorize) .safetensors [default: the shipped model]")
-@click.option("-o", "--out", default="bake-eval", show_default=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "--out", "out", cls=AliasOption, default="bake-eval", show_default=True, type=click.Path(file_okay=False),
               help="folder for eval.json and eval.md")
 @click.option("--cases", default=4, show_default=True, type=click.IntRange(1, 255),
               help="fixed-seed degradations per image")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from ..cli import AliasOption
+
 EPILOG = """\b
 Examples:
   bake-seq export --format torchscript -o bake.pt --checkpoint bakenet-v5.safetensors
@@ -26,7 +28,7 @@ nodes (plate -> sRGB Encoded Rec.709 (sRGB) -> Inference -> back). See docs/host
               help="TorchScript: tile size inside forward (0 = whole frame), a knob in Nuke")
 @click.option("--range-policy", type=click.Choice(("preserve", "clip")), default="preserve",
               show_default=True, help="values outside [0,1]: pass the excess through, or clip")
-@click.option("--colour-maths", type=click.Choice(("float64", "float32")), default="float64", show_default=True,
+@click.option("--color-maths", "--colour-maths", "colour_maths", cls=AliasOption, type=click.Choice(("float64", "float32")), default="float64", show_default=True,
               help="precision of the sRGB<->OklabP conversions inside the model; float64 matches "
                    "bake-seq render, float32 suits runtimes without float64 (TensorRT, Core ML)")
 def command(fmt, output, checkpoint, tile, range_policy, colour_maths):

@@ -14,13 +14,14 @@ from dataclasses import replace
 
 import click
 
+from ..cli import KnobHelp
 from .submit import with_render_options
 
 LUT_SPACES = ("auto", "plate", "working")
 
 
 @with_render_options("output", "overwrite", "json_summary", "quiet", "grade")
-@click.command("grade", epilog="""\b
+@click.command("grade", cls=KnobHelp, epilog="""\b
 Examples:
   bake-seq grade shot_010/####.dpx -o shot_010.cube
   bake-seq grade plate.####.exr -o sh010.clf --size 33
@@ -46,7 +47,7 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
     from ocio.config import WORKING_SPACE
     from ocio.convert import convert
 
-    from ..cli import apply_config, make_request, map_paths, operator_for
+    from ..cli import KnobHelp, apply_config, make_request, map_paths, operator_for
     from ..errors import SettingsError, UnsafeOutputError
     from ..lut import lut_grid, sidecar_path, write_lut
     from ..shot_grade import LUT_EXTENSIONS

@@ -34,7 +34,7 @@ def analyze(sequence, output, max_frames, **opts):
     \b
     Examples:
       bake-seq grain analyze shot_010/####.dpx -o shot_010_grain.yaml
-      bake-seq grain analyze scan.%04d.png --frames 1001-1010 --bit_depth 10 -o scan_grain.yaml
+      bake-seq grain analyze scan.%04d.png --frames 1001-1010 --bit-depth 10 -o scan_grain.yaml
     """
     from sequences.errors import OutputError, PlateError
     from sequences.pattern import format_frame_ranges

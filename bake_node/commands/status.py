@@ -12,13 +12,15 @@ import os
 
 import click
 
+from ..cli import KnobHelp
+
 from .submit import with_render_options
 
 from ..errors import EXIT_INCOMPLETE  # frames missing or stale; 0 when every frame is done
 
 
-@with_render_options("sequence", "output", "json_summary", "quiet", "overwrite", "skip_missing")
-@click.command("status")
+@with_render_options("sequence", "output", "json_summary", "quiet", "overwrite", "skip_missing", "device", "tile")
+@click.command("status", cls=KnobHelp)
 @click.argument("output", metavar="OUT", type=click.Path())
 @click.argument("sequence", required=False, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="machine-readable report on stdout")

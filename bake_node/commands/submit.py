@@ -10,7 +10,7 @@ import os
 
 import click
 
-from ..cli import render_cmd  # cli.py adds command modules at its end, after render exists
+from ..cli import KnobHelp, render_cmd  # cli.py adds command modules at its end, after render exists
 from ..errors import EXIT_WRITE, BakeError
 
 # Options that only shape one process's own output, not the frames.
@@ -74,7 +74,7 @@ def command():
 
 
 @with_render_options(*LOCAL_ONLY)
-@command.command("openjd")
+@command.command("openjd", cls=KnobHelp)
 @click.option("--bundle", required=True, type=click.Path(file_okay=False),
               help="folder to write the job bundle into (template.yaml, parameter_values.yaml)")
 @click.option("--deadline-cloud", is_flag=True,
@@ -106,7 +106,7 @@ def openjd(bundle, deadline_cloud, chunk, bake_seq_exe, name, accept_guess, sequ
 
 
 @with_render_options(*LOCAL_ONLY)
-@command.command("opencue")
+@command.command("opencue", cls=KnobHelp)
 @click.option("--cuebot", metavar="HOST", help="Cuebot to launch on [default: $CUEBOT_HOSTS]")
 @click.option("--write", "write_dir", type=click.Path(file_okay=False),
               help="write the outline script, its values (JSON) and job spec into this folder instead "

@@ -194,7 +194,7 @@ class Bake(Operator):
             else:
                 tile = self.settings["tile"] or auto_tile(height, width, self.halo,
                                                           self.checkpoint.info.config.dim, self.device)
-                result = run_tiled(self._restore, image, tile, self.halo, self.device)
+                result = run_tiled(self._restore, image, tile, self.halo, self.device, self.on_tile)
         result = result[0].permute(1, 2, 0).numpy()  # channels-last storage: already H x W x 3
         return apply_range_policy(result, rgb, clamped, self.settings["range_policy"])
 
@@ -218,4 +218,4 @@ class Bake(Operator):
         # 2 cores against 0.84 s for the memory-budget tile, measured in one run).
         tile = self.settings["tile"] or GLOBAL_TILE
         return run_tiled(lambda srgb: restore_srgb(lambda lab: self.model.apply(grade, lab), srgb),
-                         image, tile, 0, self.device)
+                         image, tile, 0, self.device, self.on_tile)

@@ -142,5 +142,5 @@ class Colorize(Operator):
         else:  # "no damage here": colour only
             x = model_input(lightness, torch.zeros_like(lightness))
         with self._lock:  # one model, one frame at a time
-            result = run_tiled(self._run, x, self.tile_size(height, width), self.halo, self.device)
+            result = run_tiled(self._run, x, self.tile_size(height, width), self.halo, self.device, self.on_tile)
         return np.ascontiguousarray(result[0].permute(1, 2, 0).numpy())

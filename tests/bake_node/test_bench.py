@@ -13,9 +13,10 @@ KEYS = {"infer_s_per_mp", "eager_nchw_s_per_mp", "achieved_gflops", "matmul_fp32
 def test_bench_runs_small_and_writes_json(tmp_path, tiny_checkpoint):
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(cli, ["bench", "--checkpoint", tiny_checkpoint, "--size", "96x64",
-                                      "--rss-size", "96x64", "--frames", "2", "--json", str(out)])
+                                      "--rss-size", "96x64", "--frames", "2", "--json-file", str(out), "--json"])
     assert result.exit_code == 0, (result.output, result.exception)
     data = json.loads(out.read_text())
+    assert json.loads(result.stdout).keys() == data.keys()  # --json: the same results on stdout
     assert KEYS <= set(data)
     assert set(data["stages_s_per_frame"]) == {"read", "colour_in", "inference", "colour_out", "write"}
     assert all(v > 0 for v in data["stages_s_per_frame"].values())
@@ -29,7 +30,7 @@ def test_bench_of_the_global_model_reports_its_targets(tmp_path):
     ckpt = make_global_checkpoint(tmp_path / "g.safetensors")
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(cli, ["bench", "--checkpoint", ckpt, "--size", "96x64", "--rss-size", "none",
-                                      "--frames", "1", "--json", str(out)])
+                                      "--frames", "1", "--json-file", str(out)])
     assert result.exit_code == 0, (result.output, result.exception)
     data = json.loads(out.read_text())
     assert data["architecture"] == "global" and data["macs_per_pixel"] is None

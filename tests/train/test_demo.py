@@ -20,3 +20,11 @@ def test_demo(tmp_path, tiny_checkpoint):
     assert read_header(str(plate[0])).bits_per_sample == 16
     assert (out / "contact_sheet.png").stat().st_size > 10_000
     assert "contact sheet:" in result.output and "mean CIEDE2000" in result.output
+    assert "verdict:" in result.output  # the numbers come with their meaning
+
+
+def test_demo_verdict_says_worse_when_worse():
+    from bake_node.commands.demo import verdict
+
+    assert "WORSE" in verdict(7.27, 7.54)
+    assert "barely" in verdict(8.0, 7.6) and "0.50" in verdict(8.0, 4.0)
