@@ -217,11 +217,15 @@ def default_output_colorspace(config, plate_space: str, plate_is_float: bool, ex
 def refuse_input_overwrite(plan: RenderPlan) -> None:
     """Even --overwrite never replaces a plate: compare real paths against every input frame."""
     inputs = {os.path.realpath(plan.pattern.path(n)) for n in plan.pattern.scan() + plan.frames}
-    for n in plan.frames:
-        target = os.path.realpath(plan.output.path(n))
-        if target in inputs:
-            raise UnsafeOutputError(plan.output.path(n), "output would replace an input frame",
-                                    "choose another -o folder or pattern (inputs are never overwritten)")
+    refuse_replacing([plan.output.path(n) for n in plan.frames], inputs, "choose another -o folder or pattern")
+
+
+def refuse_replacing(targets: list[str], inputs: set[str], fix: str) -> None:
+    """The one rule every writer follows (render, hosts' save nodes): no target may be an input
+    (``inputs`` are real paths; links and ``..`` are resolved)."""
+    for target in targets:
+        if os.path.realpath(target) in inputs:
+            raise UnsafeOutputError(target, "output would replace an input frame", f"{fix} (inputs are never overwritten)")
 
 
 def analyse_shot(plan: RenderPlan, op: Operator, say: Callable[[str], None] | None = None) -> None:

@@ -17,15 +17,16 @@ import os
 import numpy as np
 import torch
 
+from bake_node.errors import UnsafeOutputError
 from bake_node.node import Operator, all_operators
-from bake_node.render import BIT_DEPTHS, NAN_POLICIES, RenderRequest, load_frame, plan_render
+from bake_node.render import BIT_DEPTHS, NAN_POLICIES, RenderRequest, load_frame, plan_render, refuse_replacing
 from ocio.config import WORKING_SPACE, resolve_colorspace, resolve_config
 from ocio.convert import convert
 from sequences.errors import PlateError
 from sequences.pattern import FramePattern, parse_frames
 from sequences.plate import write_plate
 
-from .host import CATEGORY, each_frame, knob_input, resolve
+from .host import CATEGORY, each_frame, folder, knob_input, resolve
 
 COMPARE_MODES = ("split", "side_by_side")
 MASK_INPUT = "mask_input"  # the optional MASK input of operators that accept a mask
@@ -120,6 +121,11 @@ def operator_node(op: type[Operator]) -> type:
                 {"operator": op, "DESCRIPTION": op.label})
 
 
+# Every plate frame Load Plate Sequence has read in this ComfyUI process: Save Plate Sequence
+# never writes over one (the rule `bake-seq render` follows, in the same code).
+LOADED_PLATES: set[str] = set()
+
+
 class LoadPlateSequence:
     """A plate sequence -> IMAGE batch in frame-number order (+ MASK from alpha), converted from
     the plate's colour space to sRGB the way `bake-seq render` reads it (one bit depth, OCIO)."""
@@ -166,6 +172,7 @@ class LoadPlateSequence:
             skip_missing=skip_missing, bit_depth=None if bit_depth == "auto" else int(bit_depth),
             ocio=ocio.strip() or None, input_colorspace=colorspace.strip() or None, nan_policy=nan_policy)
         plan = plan_render(request)
+        LOADED_PLATES.update(os.path.realpath(plan.pattern.path(n)) for n in plan.pattern.scan())
         loaded = [load_frame(plan, n) for n in each_frame(plan.frames, len(plan.frames))]
         sizes = {frame.rgb.shape for frame in loaded}
         if len(sizes) > 1:
@@ -208,6 +215,9 @@ class SavePlateSequence:
         config = resolve_config(ocio.strip() or None)[0]
         space = resolve_colorspace(config, colorspace.strip() or WORKING_SPACE, "colorspace")
         out = FramePattern.parse(resolve(pattern, "output"))
+        targets = [out.path(first_frame + i) for i in range(image.shape[0])]
+        inside_output_folder(out, pattern)
+        refuse_replacing(targets, LOADED_PLATES, "Save Plate Sequence: choose another pattern")
         alpha = self._alpha(image, mask)
         for i in each_frame(range(image.shape[0]), image.shape[0]):
             rgb = convert(image[i, :, :, :3].cpu().numpy(), config, WORKING_SPACE, space)
@@ -227,6 +237,20 @@ class SavePlateSequence:
             raise ValueError(f"mask {tuple(mask.shape[-2:])} and image {tuple(image.shape[1:3])} differ in size")
         mask = mask.expand(image.shape[0], -1, -1) if mask.shape[0] == 1 else mask
         return (1.0 - mask).numpy()
+
+
+def inside_output_folder(out: FramePattern, typed: str) -> None:
+    """As ComfyUI's own Save Image: frames go inside ComfyUI's output folder (no absolute paths
+    elsewhere, no ``..`` out of it). Without ComfyUI (tests, scripts) there is no such folder."""
+    base = folder("output")
+    if base is None:
+        return
+    where = os.path.realpath(out.directory or ".")
+    root = os.path.realpath(base)
+    if os.path.commonpath([where, root]) != root:
+        raise UnsafeOutputError(typed, f"Save Plate Sequence writes inside ComfyUI's output folder ({base}) only",
+                                "give a pattern relative to it, e.g. bake-seq/shot_010/####.exr; "
+                                "use `bake-seq render` to write elsewhere")
 
 
 class BeforeAfter:

@@ -171,6 +171,27 @@ def test_relative_paths_use_comfyuis_folders_and_changes_rerun(pack, tmp_path, m
     assert load_cls.IS_CHANGED("nowhere/####.exr") != load_cls.IS_CHANGED("nowhere/####.exr")  # NaN: always re-run
 
 
+def test_save_plate_sequence_never_replaces_a_loaded_plate_nor_writes_outside_the_output_folder(
+        pack, tmp_path, monkeypatch):
+    from bake_node.errors import UnsafeOutputError
+
+    pattern, _ = exr_plate(tmp_path / "output" / "plates")  # a plate inside the output folder
+    folder_paths = types.SimpleNamespace(get_input_directory=lambda: str(tmp_path / "input"),
+                                         get_output_directory=lambda: str(tmp_path / "output"))
+    monkeypatch.setitem(sys.modules, "folder_paths", folder_paths)
+    image, *_ = pack.NODE_CLASS_MAPPINGS["BakeSeqLoadPlateSequence"]().load(pattern)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "output" / "plates").iterdir()}
+    save = pack.NODE_CLASS_MAPPINGS["BakeSeqSavePlateSequence"]().save
+    for target in (pattern, "plates/plate.####.exr", "elsewhere/../plates/plate.####.exr"):
+        with pytest.raises(UnsafeOutputError, match="would replace an input"):
+            save(image * 0.5, target, FRAMES[0], WORKING_SPACE)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "output" / "plates").iterdir()} == before
+    for target in (str(tmp_path / "anywhere" / "x.####.exr"), "../escape/x.####.exr"):
+        with pytest.raises(UnsafeOutputError, match="inside ComfyUI's output folder"):
+            save(image, target, FRAMES[0], WORKING_SPACE)
+    assert not (tmp_path / "anywhere").exists() and not (tmp_path / "escape").exists()
+
+
 def test_before_after_node(pack):
     before, after = random_images(n=1, seed=1), random_images(n=1, seed=2)
     compare = pack.NODE_CLASS_MAPPINGS["BakeSeqBeforeAfter"]().compare
