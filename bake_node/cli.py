@@ -499,6 +499,9 @@ def main() -> None:
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:  # Ctrl-C while starting up (importing torch, loading a model)
+        sys.stderr.write("bake-seq: interrupted\n")
+        code = EXIT_INTERRUPTED
     except BaseException:
         import traceback
         traceback.print_exc()

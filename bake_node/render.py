@@ -147,11 +147,24 @@ def decide_bit_depth(request: RenderRequest, first: Header) -> Decision:
                     f"first frame header: {first.bits_per_sample} bits per sample ({first.pixel_type})")
 
 
+def refuse_undecodable(path: str | None, what: str) -> None:
+    """A path holding bytes that are not UTF-8 (read from the command line as surrogates) cannot
+    reach OpenImageIO or OCIO: one line now, not a TypeError after the first frame."""
+    if path and not path.isascii():
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SettingsError(None, f"{what} {path.encode('utf-8', 'backslashreplace').decode()} is not valid "
+                                "UTF-8", "rename the file or folder (bake-seq reads UTF-8 paths)") from None
+
+
 def plan_render(request: RenderRequest) -> RenderPlan:
     if request.bit_depth is not None and request.bit_depth not in BIT_DEPTHS:
         raise SettingsError(None, f"--bit-depth {request.bit_depth} is not supported", "use 8, 10, 12, 14 or 16")
     if request.nan_policy not in NAN_POLICIES:
         raise SettingsError(None, f"unknown NaN policy {request.nan_policy!r}", "use error or zero")
+    for path, what in ((request.input, "the plate path"), (request.output, "the output path"), (request.ocio, "--ocio")):
+        refuse_undecodable(path, what)
     pattern = FramePattern.parse(request.input)
     frames, missing = resolve_frames(pattern, request.frames, request.skip_missing)
     if not frames:
@@ -312,12 +325,14 @@ def load_frame(plan: RenderPlan, number: int, clock: StageClock | None = None) -
                          f"{plan.first.bits_per_sample}-bit (decided from frame {plan.frames[0]})",
                          "re-export the frame at the sequence's bit depth (one bit depth per sequence)")
     rgb, alpha = split_channels(plate.pixels, header)
-    bad = ~np.isfinite(rgb)
-    if bad.any():
-        if plan.request.nan_policy == "error":
-            raise PlateError(path, f"has {int(bad.any(axis=2).sum())} pixels with NaN/Inf values",
+    for channels, bad in (("", ~np.isfinite(rgb)), (" in alpha", None if alpha is None else ~np.isfinite(alpha))):
+        if bad is None or not bad.any():
+            continue
+        if plan.request.nan_policy == "error":  # alpha too: it is written out as it came in
+            count = int(bad.any(axis=2).sum()) if bad.ndim == 3 else int(bad.sum())
+            raise PlateError(path, f"has {count} pixels with NaN/Inf values{channels}",
                              "fix the plate upstream or pass --nan-policy zero")
-        rgb[bad] = 0.0
+        (rgb if bad.ndim == 3 else alpha)[bad] = 0.0
     with clock.stage("colour_in"):
         rgb = convert(rgb, plan.config, plan.input_colorspace.value, WORKING_SPACE)
     return LoadedFrame(number, header, rgb, alpha)

@@ -16,6 +16,7 @@ import os
 from .errors import SettingsError
 from .node import OPERATORS, Knob, all_operators
 
+MAX_SETTINGS_BYTES = 1 << 20  # a settings file is a few lines; refuse anything this big before parsing
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 TOP_LEVEL = ("op", "settings")
 
@@ -33,8 +34,13 @@ def load_settings(path: str) -> tuple[str, dict]:
 
     _format(path)
     try:
+        if os.path.getsize(path) > MAX_SETTINGS_BYTES:
+            raise SettingsError(path, f"is larger than {MAX_SETTINGS_BYTES >> 10} KB: not a settings file",
+                                "write it with `bake-seq config`")
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)  # YAML 1.2 is a superset of JSON: one parser for both
+    except UnicodeDecodeError:
+        raise SettingsError(path, "is not UTF-8 text", "write it with `bake-seq config`") from None
     except OSError as exc:
         raise SettingsError(path, f"cannot read the settings file ({exc.strerror})", "check the --config path") from None
     except yaml.YAMLError as exc:
@@ -49,31 +55,42 @@ def load_settings(path: str) -> tuple[str, dict]:
         raise SettingsError(path, f"unknown entry {unknown[0]!r}", "a settings file has only 'op' and 'settings'")
     name, values = data["op"], data.get("settings") or {}
     operators = all_operators()
-    if name not in operators:
-        raise SettingsError(path, f"unknown operator {name!r}", f"use one of {', '.join(sorted(operators))}")
+    if not isinstance(name, str) or name not in operators:
+        raise SettingsError(path, f"unknown operator {shown(name)}", f"use one of {', '.join(sorted(operators))}")
     if not isinstance(values, dict):
         raise SettingsError(path, "'settings' is not a mapping", "write knob: value lines under settings:")
     knobs = {k.name: k for k in operators[name].all_knobs()}
     settings = {}
     for key, value in values.items():
-        if key not in knobs:
-            raise SettingsError(path, f"unknown setting {key!r} for operator {name}",
+        if not isinstance(key, str) or key not in knobs:
+            raise SettingsError(path, f"unknown setting {shown(key)} for operator {name}",
                                 f"known settings: {', '.join(knobs)}")
         settings[key] = _read_value(path, knobs[key], value)
     return name, settings
 
 
+def shown(value) -> str:
+    """A value for an error message, bounded: YAML aliases can make a 500-byte file whose lists
+    print as gigabytes, so only scalars are shown, and at most 80 characters of them."""
+    if not isinstance(value, (str, int, float, bool)) and value is not None:
+        return f"(a {type(value).__name__})"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _read_value(path: str, knob: Knob, value):
     if value is None or value == "":
         return None
+    if not isinstance(value, (str, int, float, bool)):
+        raise SettingsError(path, f"{knob.name}: {shown(value)} is not a {knob.kind}", f"write one {knob.kind} value")
     if knob.kind == "path":
         return os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(str(value)))
     if knob.kind == "bool" and not isinstance(value, bool):
-        raise SettingsError(path, f"{knob.name}: {value!r} is not true or false", "write true or false")
+        raise SettingsError(path, f"{knob.name}: {shown(value)} is not true or false", "write true or false")
     try:
         return knob.coerce(value)
-    except (TypeError, ValueError):
-        raise SettingsError(path, f"{knob.name}: {value!r} is not a {knob.kind}",
+    except (TypeError, ValueError, OverflowError):  # int(.inf) overflows
+        raise SettingsError(path, f"{knob.name}: {shown(value)} is not a {knob.kind}",
                             f"write a {knob.kind} ({knob.help[:60]}...)") from None
     except SettingsError as exc:
         raise SettingsError(path, exc.problem, exc.fix) from None

@@ -338,6 +338,11 @@ class Trainer:
         except Exception as exc:
             raise CheckpointError(str(path), f"unreadable training state ({str(exc).splitlines()[0][:120]})",
                                   "pass --restart to start again") from None
+        needed = ("config", "model", "ema", "optimizer", "step", "best", "wall_s", "skipped", "rng_cpu", "rng_cuda")
+        missing = [k for k in needed if not isinstance(state, dict) or k not in state]
+        if missing or not isinstance(state["config"], dict):
+            raise CheckpointError(str(path), f"is not a bake-seq training state (missing {', '.join(missing) or 'config'})",
+                                  "pass --restart to start again, or another --run folder")
         saved = state["config"]
         changed = sorted(k for k, v in self.cfg.to_dict().items() if saved.get(k) != v and k not in RESUMABLE_CHANGES)
         cfg = self.cfg
@@ -349,9 +354,13 @@ class Trainer:
         if changed:
             self.echo(f"note: resuming with changed settings ({', '.join(changed)}); "
                       "the run no longer matches an uninterrupted one")
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # shapes or keys of another model
+            raise CheckpointError(str(path), f"training state does not fit this model ({str(exc).splitlines()[0][:120]})",
+                                  "pass --restart to start again, or another --run folder") from None
         self.step, self.best, self.wall_s, self.skipped = state["step"], state["best"], state["wall_s"], state["skipped"]
         torch.set_rng_state(state["rng_cpu"].cpu())
         if state["rng_cuda"] and torch.cuda.is_available():

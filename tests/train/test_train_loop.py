@@ -141,3 +141,14 @@ def test_train_command(image_folder, tmp_path):
     assert again.exit_code == 0 and "resuming" in again.output
     missing = CliRunner().invoke(cli, [*args, "--config", str(config), "--run", str(tmp_path / "new"), "--resume"])
     assert missing.exit_code == 4 and "no checkpoint to resume from" in missing.output
+
+
+def test_a_state_file_without_the_expected_keys_is_one_line(image_folder, tmp_path):
+    from bake_node.errors import CheckpointError
+
+    cfg = tiny(image_folder, tmp_path / "run", steps=1)
+    (tmp_path / "run" / "checkpoints" / "last").mkdir(parents=True)
+    for state in ({"config": {}}, [1, 2], {"config": "x", "model": {}}):
+        torch.save(state, tmp_path / "run" / "checkpoints" / "last" / "state.pt")
+        with pytest.raises(CheckpointError, match="not a bake-seq training state"):
+            Trainer(cfg, resume="force")
