@@ -25,23 +25,36 @@ def file_identity(path: str) -> dict:
 
 
 def write_record(frame_path: str, record: dict) -> None:
+    """Write the record atomically; a failed write (disk full, read-only .bake-seq/) leaves no
+    temp file and is an OutputError (exit 10, retryable): the frame renders again next time."""
+    from .errors import OutputError
+
     path = record_path(frame_path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     body = {**record, "output": file_identity(frame_path)}
     tmp = f"{path}.partial-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(body, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(body, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise OutputError(path, f"cannot write the resume record ({exc.strerror or exc})",
+                          "free disk space or make the output's .bake-seq folder writable, then run again") from None
 
 
 def read_record(frame_path: str) -> dict | None:
     try:
         with open(record_path(frame_path), encoding="utf-8") as fh:
-            return json.load(fh)
+            record = json.load(fh)
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None  # a list or a number is no record: re-render
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ that looks fine, so every call is checked and every error text is collected.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import socket
 
@@ -190,8 +189,10 @@ def write_plate(path: str, pixels: np.ndarray, *, channel_names: list[str],
     temp = os.path.join(directory, f".{name}.partial-{_HOST}-{os.getpid()}.{extension}")
     try:
         os.makedirs(directory, exist_ok=True)
-        _remove_stale_partials(directory, name)
+        _remove_stale_partials(directory)
         _write_image(path, temp, spec, data)
+        if extension == "dpx":
+            _name_dpx_header(temp, os.path.join(directory, name))
         _fsync(temp)
         os.replace(temp, path)
     except OSError as error:
@@ -319,14 +320,35 @@ def _fsync_directory(directory: str) -> None:
         os.close(descriptor)
 
 
-def _remove_stale_partials(directory: str, name: str) -> None:
+_DPX_FILE_NAME = (36, 100)  # offset and size of the DPX file header's "image file name" field
+_swept: set[str] = set()  # folders whose stale temps this process has removed
+
+
+def _name_dpx_header(temp: str, final: str) -> None:
+    """OpenImageIO writes the path it writes to (our temp name, with host and pid) into the DPX
+    header: put the final path there, so reruns write byte-identical files."""
+    offset, size = _DPX_FILE_NAME
+    field = os.fsencode(final)[:size - 1].ljust(size, b"\0")
+    with open(temp, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(field)
+
+
+def _remove_stale_partials(directory: str) -> None:
     # Left by a killed run on this host (SIGKILL, OOM): its process is gone. Temps of live
     # processes, or of other hosts on shared storage, are left alone: they may be mid-write.
-    prefix = f".{name}.partial-{_HOST}-"
-    for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*")):
-        pid = os.path.basename(stale)[len(prefix):].split(".", 1)[0]
+    # Once per folder per process: listing a folder of 50,000 frames for every frame would make
+    # each write O(frames).
+    if directory in _swept:
+        return
+    _swept.add(directory)
+    marker = f".partial-{_HOST}-"
+    with os.scandir(directory) as entries:
+        names = [e.name for e in entries if e.name.startswith(".") and marker in e.name]
+    for name in names:
+        pid = name.split(marker, 1)[1].split(".", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
-            _remove(stale)
+            _remove(os.path.join(directory, name))
 
 
 def _alive(pid: int) -> bool:

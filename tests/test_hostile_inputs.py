@@ -106,3 +106,16 @@ def test_paths_that_are_not_utf8_are_one_line(tmp_path, ckpt):
     err = run.stderr.decode("utf-8", "replace")
     assert run.returncode == 2 and "is not valid UTF-8" in err and "Traceback" not in err, err
     assert err.count("\n") == 1
+
+
+def test_dpx_outputs_are_byte_identical_between_runs(tmp_path, ckpt):
+    plate = png16_with_10bit_codes(tmp_path / "p", range(1001, 1002))
+    seen = []
+    for _ in range(2):  # two processes: another pid in the temp name each time
+        run = subprocess.run([sys.executable, "-m", "bake_node", "render", plate, "-o", str(tmp_path / "o" / "####.dpx"),
+                              "--checkpoint", ckpt, "--overwrite", "-q"], capture_output=True, text=True,
+                             env=subprocess_env(), timeout=120)
+        assert run.returncode == 0, run.stderr
+        seen.append((tmp_path / "o" / "1001.dpx").read_bytes())
+    assert seen[0] == seen[1]
+    assert str(tmp_path / "o" / "1001.dpx").encode() in seen[0][36:136]  # the header names the file itself
