@@ -47,9 +47,26 @@ def other_values(job: FarmJob) -> dict:
             "Frames": format_frame_ranges(job.frames), "ChunkSize": job.chunk}
 
 
+def literal_arguments(job: FarmJob) -> dict[str, str]:
+    """Option values holding "{{" or "}}" (a --path-map, a colour-space name): OpenJD would read
+    them as expressions in the template, so they travel as STRING job parameters instead (a
+    parameter's value is data, never evaluated)."""
+    found = {}
+    for index, option in enumerate(job.options):
+        if option.value is not None and not option.is_path and ("{{" in option.value or "}}" in option.value):
+            found[f"Arg{index}"] = option.value
+    return found
+
+
+def plain_name(text: str) -> str:
+    """A job name is an OpenJD format string: braces from a plate name must not become expressions."""
+    return text.replace("{{", "{ {").replace("}}", "} }")[:128]
+
+
 def job_template(job: FarmJob) -> dict:
     paths = path_parameters(job)
     values = other_values(job)
+    literal = literal_arguments(job)
     definitions = [{"name": name, "type": "PATH", **definition} for name, (_, definition) in paths.items()]
     definitions += [
         {"name": "PlateName", "type": "STRING", "default": values["PlateName"],
@@ -61,16 +78,20 @@ def job_template(job: FarmJob) -> dict:
         {"name": "ChunkSize", "type": "INT", "default": job.chunk, "minValue": 1,
          "description": "frames per task (each task loads the model once)"},
     ]
+    definitions += [{"name": name, "type": "STRING", "description": "a render option value kept verbatim"}
+                    for name in literal]
+    as_parameter = {value: name for name, value in literal.items()}
     args = job.render_args("{{Task.Param.Frame}}",
                            plate="{{Param.PlateFolder}}/{{Param.PlateName}}",
                            output="{{Param.OutputFolder}}/{{Param.OutputName}}",
                            path=lambda option: "{{Param.%s}}" % param_name(option))
+    args = ["{{Param.%s}}" % as_parameter[a] if a in as_parameter else a for a in args]
     frame = {"name": "Frame", "type": "CHUNK[INT]", "range": "{{Param.Frames}}",
              "chunks": {"defaultTaskCount": "{{Param.ChunkSize}}", "rangeConstraint": "CONTIGUOUS"}}
     return {
         "specificationVersion": "jobtemplate-2023-09",
         "extensions": ["TASK_CHUNKING"],
-        "name": job.name[:128],
+        "name": plain_name(job.name),
         "description": f"bake-seq render {job.plate} -> {job.output}",
         "parameterDefinitions": definitions,
         "steps": [{
@@ -82,13 +103,31 @@ def job_template(job: FarmJob) -> dict:
 
 
 def parameter_values(job: FarmJob, deadline_cloud: bool = False) -> dict:
-    values = {name: value for name, (value, _) in path_parameters(job).items()} | other_values(job)
+    values = ({name: value for name, (value, _) in path_parameters(job).items()} | other_values(job)
+              | literal_arguments(job))
     if deadline_cloud:
         return {"parameterValues": [{"name": name, "value": value} for name, value in values.items()]}
     return values
 
 
+def check_template(template: dict) -> None:
+    """What `openjd check` does, before anything is written: a template the farm would refuse
+    is an error here (openjd-model ships with the farm extra; without it nothing is checked)."""
+    try:
+        from openjd.model import DecodeValidationError, decode_job_template
+    except ImportError:
+        return
+    try:
+        decode_job_template(template=template, supported_extensions=template.get("extensions", []))
+    except DecodeValidationError as exc:
+        from bake_node.errors import SettingsError
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[:3])[:300]
+        raise SettingsError(None, f"the OpenJD job template would be refused: {detail}",
+                            "remove '{{' and '}}' from --name and the plate/output names") from None
+
+
 def write_bundle(job: FarmJob, folder: str, deadline_cloud: bool = False) -> list[str]:
+    check_template(job_template(job))
     os.makedirs(folder, exist_ok=True)
     written = []
     for name, body in (("template.yaml", job_template(job)),

@@ -189,3 +189,22 @@ def test_openjd_chunks_apply_one_shot_correction_bit_identical_to_a_local_render
     assert_same_frames(tmp_path / "farm", tmp_path / "local")  # chunks of 2, 2 and 1 frames: one correction
     # resume fingerprints agree: the local render's settings judge the farm's frames done
     bake("status", tmp_path / "farm" / "b.####.png", plate, *options)
+
+
+@pytest.mark.skipif(not Path(OPENJD).exists(), reason="openjd-cli is not installed")
+def test_openjd_format_strings_in_user_values_stay_literal(tmp_path, bake_seq_exe, tiny_checkpoint):
+    from plugins.farm.openjd_bundle import check_template
+    from tests.test_render_cli import png16_with_10bit_codes
+
+    plate = png16_with_10bit_codes(tmp_path / "shot {{Session.WorkingDirectory}}", range(1001, 1003))
+    path_map = "Z:\\{{Param.Frames}}=/mnt/{{Session.HasPathMappingRules}}"
+    bundle = tmp_path / "job"
+    bake("submit", "openjd", plate, "--bundle", bundle, "--bake-seq-exe", bake_seq_exe, "--checkpoint",
+         tiny_checkpoint, "--path-map", path_map, "--name", "sh010 {{ broken", "-i", SRGB)
+    check = subprocess.run([OPENJD, "check", str(bundle / "template.yaml")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    template, values = load_bundle(bundle)
+    _, args = task_args(template, values, "1001-1002")
+    assert args[args.index("--path-map") + 1] == path_map and args[1] == plate  # verbatim on the worker
+    with pytest.raises(Exception, match="would be refused"):
+        check_template({**template, "name": "{{ Param.Nope"})
