@@ -123,7 +123,7 @@ def read_plate(path: str, bit_depth: int | None) -> Plate:
                          "the file is probably truncated or corrupt: re-render or re-copy it")
     raw = raw.reshape(expected)
     if header.is_float:
-        pixels = raw.astype(np.float32)
+        pixels = raw.astype(np.float32, copy=False)  # read as float already: no second copy
     else:
         pixels = _normalise(header, raw, bit_depth)
     return Plate(header, np.ascontiguousarray(pixels))
@@ -146,19 +146,27 @@ def _normalise(header: Header, raw: np.ndarray, bit_depth: int | None) -> np.nda
     # the exact code back before dividing by the sequence's bit depth.
     header_bits = header.bits_per_sample
     container_bits = raw.dtype.itemsize * 8
-    codes = np.rint(raw.astype(np.float64) * ((2.0 ** header_bits - 1) /
-                                              (2.0 ** container_bits - 1)))
     depth = header_bits if bit_depth is None else bit_depth
     if not isinstance(depth, int) or not 1 <= depth <= 32:
         raise PlateError(header.path, f"bit depth {depth!r} is not 1..32",
-                         "pass --bit_depth 8, 10, 12 or 16")
+                         "pass --bit-depth 8, 10, 12 or 16")
+    scale = (2.0 ** header_bits - 1) / (2.0 ** container_bits - 1)
     largest = 2.0 ** depth - 1
-    top = codes.max() if codes.size else 0
+    top = float(np.rint(float(raw.max()) * scale)) if raw.size else 0.0
     if top > largest:
         raise PlateError(header.path, f"code values up to {int(top)} exceed the "
-                         f"{depth}-bit range", f"check --bit_depth (this file's "
+                         f"{depth}-bit range", f"check --bit-depth (this file's "
                          f"header says {header_bits})")
-    return (codes / largest).astype(np.float32)
+    if container_bits <= 16:
+        # One float32 per container code, computed in float64 as before, then looked up:
+        # the frame costs its own float32 copy only (4 bytes per value, not ~22 with
+        # whole-frame float64 temporaries), with bit-identical values.
+        table = (np.rint(np.arange(2 ** container_bits, dtype=np.float64) * scale) / largest).astype(np.float32)
+        return table[raw]
+    out = np.empty(raw.shape, np.float32)
+    for y in range(0, raw.shape[0], 64):  # 32-bit codes: float64 maths, 64 rows at a time
+        out[y:y + 64] = np.rint(raw[y:y + 64].astype(np.float64) * scale) / largest
+    return out
 
 
 _TAG_DROPPING = ("dpx", "tif", "tiff")

@@ -152,3 +152,22 @@ def test_empty_and_garbage_files(tmp_path, ext):
 def test_missing_file(tmp_path):
     with pytest.raises(PlateError, match="file not found"):
         read_header(str(tmp_path / "nope.exr"))
+
+
+@pytest.mark.parametrize("dtype, header_bits, depth", [(np.uint8, 8, None), (np.uint16, 10, None), (np.uint16, 16, 12),
+                                                       (np.uint16, 12, None), (np.uint32, 32, None)])
+def test_normalising_codes_needs_no_float64_frame_and_gives_the_same_values(dtype, header_bits, depth):
+    from sequences.plate import Header, _normalise
+
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(header_bits)
+    top = (2 ** header_bits - 1) if depth is None else (2 ** depth - 1)
+    codes = rng.integers(0, top + 1, size=(70, 33, 3), dtype=np.uint64)
+    # what OIIO hands over: n-bit codes widened to the container by bit replication
+    container = np.rint(codes * (info.max / (2 ** header_bits - 1))).astype(dtype)
+    header = Header(path="x", width=33, height=70, channels=3, channel_names=["R", "G", "B"], alpha_channel=-1,
+                    pixel_type=str(dtype), bits_per_sample=header_bits, is_float=False, colorspace_tag=None, metadata={})
+    got = _normalise(header, container, depth)
+    scale = (2.0 ** header_bits - 1) / (2.0 ** (container.dtype.itemsize * 8) - 1)
+    want = (np.rint(container.astype(np.float64) * scale) / (2.0 ** (depth or header_bits) - 1)).astype(np.float32)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
