@@ -136,6 +136,17 @@ def read_checkpoint(path: str, model_name: str, fix: str):
         if not torch.isfinite(tensor).all():
             raise CheckpointError(path, f"tensor {name} holds NaN or Inf values",
                                   "the training run diverged or the file is damaged; use another checkpoint")
+    # The layout the metadata names, checked before any real tensor is made: a 450-byte
+    # header must not build a 4 GB model. Every size in the config is bounded by what the file
+    # holds (depth by its tensor count, widths by its largest tensor), then the model is built
+    # on the "meta" device (shapes only, no memory) and compared with the file's tensors.
+    limit = max([len(state), *(max(t.shape, default=1) for t in state.values())])
+    for key, value in config.to_dict().items():
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            raise CheckpointError(path, f"metadata says {key}: {value}, more than the file's {len(state)} "
+                                  f"tensors can hold", "the file is damaged or not a bake-seq model; re-export it")
+    with torch.device("meta"):
+        load_state(model_class(config), state, path, label, check_only=True)
     model = model_class(config)
     load_state(model, state, path, label)
     model.eval().requires_grad_(False)
@@ -156,8 +167,10 @@ def _read_safetensors(path: str) -> tuple[dict, dict | None]:
                               "re-export it; a .pth from the reference code needs `bake-seq convert`") from None
 
 
-def load_state(model: torch.nn.Module, state: dict, path: str, label: str = "BakeNet") -> None:
-    """load_state_dict with an error a person can act on instead of a wall of keys."""
+def load_state(model: torch.nn.Module, state: dict, path: str, label: str = "BakeNet",
+               check_only: bool = False) -> None:
+    """load_state_dict with an error a person can act on instead of a wall of keys
+    (``check_only``: compare names and shapes, load nothing: for a model on the meta device)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -172,7 +185,8 @@ def load_state(model: torch.nn.Module, state: dict, path: str, label: str = "Bak
         raise CheckpointError(path, f"weights do not match the {label} layout its metadata names: "
                               + "; ".join(parts),
                               "the file is damaged or was written for another preset/version")
-    model.load_state_dict(state, strict=True)
+    if not check_only:
+        model.load_state_dict(state, strict=True)
 
 
 def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:

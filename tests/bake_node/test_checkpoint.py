@@ -133,3 +133,32 @@ def test_metadata_that_is_not_a_record_is_one_line(tmp_path, tiny_checkpoint, me
     save_file(load_file(tiny_checkpoint), str(bad), metadata={METADATA_KEY: meta})
     with pytest.raises(CheckpointError, match="metadata is unreadable"):
         load_checkpoint(bad)
+
+
+@pytest.mark.parametrize("model, change", [("bakenet", {"depth": 10_000_000}), ("bakenet", {"dim": 3000}),
+                                           ("colorize", {"levels": 12})])
+def test_metadata_naming_a_giant_model_is_refused_before_anything_is_built(tmp_path, model, change):
+    """Issue 17 item 3: a normal-size file whose metadata says depth 10,000,000 or levels 12."""
+    import json
+    import resource
+    import time
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from bake_node.checkpoint import METADATA_KEY, read_checkpoint
+    from bake_node.operators.colorize import DEFAULT_CHECKPOINT as COLORIZE_CHECKPOINT
+    from bake_node.operators.bake import CPU_CHECKPOINT
+
+    source = str(CPU_CHECKPOINT if model == "bakenet" else COLORIZE_CHECKPOINT)
+    with safe_open(source, "pt") as fh:
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        meta = json.loads(fh.metadata()[METADATA_KEY])
+    meta["config"].update(change)
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, str(bad), metadata={METADATA_KEY: json.dumps(meta)})
+    before, started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    with pytest.raises(CheckpointError):
+        read_checkpoint(str(bad), model, "fix")
+    assert time.perf_counter() - started < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # < 200 MiB more
