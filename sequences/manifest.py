@@ -7,6 +7,7 @@ matching record is treated as incomplete and rendered again.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,8 +21,24 @@ def record_path(frame_path: str) -> str:
 
 
 def file_identity(path: str) -> dict:
+    """Size, mtime and a BLAKE2b hash of the whole file: a frame rewritten with the same size and
+    an old mtime is still seen as changed (hashing a 12 MB 2K DPX takes ~10 ms, README)."""
     st = os.stat(path)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "blake2b": digest.hexdigest()}
+
+
+def same_file(recorded, now: dict) -> bool:
+    """By content when the record has a hash (a `touch` changes nothing), else by size and mtime
+    (records written before hashes)."""
+    if not isinstance(recorded, dict):
+        return False
+    if "blake2b" in recorded:
+        return recorded.get("size") == now["size"] and recorded["blake2b"] == now["blake2b"]
+    return recorded.get("size") == now["size"] and recorded.get("mtime_ns") == now["mtime_ns"]
 
 
 def write_record(frame_path: str, record: dict) -> None:
@@ -70,11 +87,11 @@ def frame_state(frame_path: str, fingerprint: str, source_path: str | None = Non
     record = read_record(frame_path)
     if record is None:
         return FrameState("unrecorded", "output exists but no bake-seq record (interrupted or foreign)")
-    if record.get("output") != file_identity(frame_path):
+    if not same_file(record.get("output"), file_identity(frame_path)):
         return FrameState("stale", "output file changed after bake-seq wrote it")
     if record.get("fingerprint") != fingerprint:
         return FrameState("stale", "made with another checkpoint or settings")
     if source_path is not None and os.path.exists(source_path):
-        if record.get("source") != file_identity(source_path):
+        if not same_file(record.get("source"), file_identity(source_path)):
             return FrameState("stale", "source frame changed since it was rendered")
     return FrameState("done", "complete")

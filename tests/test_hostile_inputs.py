@@ -119,3 +119,19 @@ def test_dpx_outputs_are_byte_identical_between_runs(tmp_path, ckpt):
         seen.append((tmp_path / "o" / "1001.dpx").read_bytes())
     assert seen[0] == seen[1]
     assert str(tmp_path / "o" / "1001.dpx").encode() in seen[0][36:136]  # the header names the file itself
+
+
+def test_a_source_rewritten_with_the_same_size_and_old_mtime_renders_again(tmp_path, ckpt):
+    from tests.test_render_cli import dpx10
+
+    plate = dpx10(tmp_path / "p", range(1001, 1003))  # DPX: every frame the same size
+    options = ["-o", tmp_path / "o", "--checkpoint", ckpt, "-i", "ADX10"]
+    bake("render", plate, *options, "-q")
+    source = tmp_path / "p" / "1002.dpx"
+    stat = source.stat()
+    source.write_bytes((tmp_path / "p" / "1001.dpx").read_bytes())  # same size, other pixels
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the old mtime: only the content tells
+    assert source.stat().st_size == stat.st_size
+    assert "1 already done, 1 to render" in bake("render", plate, *options).stderr
+    os.utime(tmp_path / "p" / "1001.dpx")  # touched, not changed: still done
+    assert "2 already done, 0 to render" in bake("render", plate, *options).stderr
