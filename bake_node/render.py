@@ -29,7 +29,7 @@ from sequences.errors import PlateError
 from sequences.manifest import file_identity, frame_state, write_record
 from sequences.metadata import resized_metadata
 from sequences.pattern import FramePattern, format_frame_ranges, resolve_frames
-from sequences.plate import COLOURSPACE_NOTE, DPX_TEXT, Header, read_header, read_plate, write_plate
+from sequences.plate import COLOURSPACE_NOTE, DPX_TEXT, Header, check_size, read_header, read_plate, write_plate
 
 from . import __version__
 from .errors import SettingsError, UnsafeOutputError
@@ -170,6 +170,7 @@ def plan_render(request: RenderRequest) -> RenderPlan:
     if not frames:
         raise PlateError(request.input, "none of the requested frames exist", "check --frames and the pattern")
     first = read_header(pattern.path(frames[0]))
+    check_size(first)
     config, source, why = resolve_config(request.ocio)
     if request.input_colorspace:
         cs_in = Decision(resolve_colorspace(config, request.input_colorspace, "--input-colorspace"),

@@ -68,16 +68,35 @@ def _open(path: str) -> oiio.ImageInput:
         raise PlateError(path, "file is empty (0 bytes)", "re-render or re-copy this frame")
     image = oiio.ImageInput.open(path, _open_config())
     if image is None:
-        raise PlateError(path, f"cannot read image ({oiio.geterror() or 'unknown format'})",
+        raise PlateError(path, f"cannot read image ({_oiio_error() or 'unknown format'})",
                          "check the file is a complete DPX/EXR/PNG/TIFF/JPEG; "
                          "re-render or re-copy it")
     return image
 
 
+def _oiio_error(source=oiio) -> str:
+    """OIIO's pending error text: damaged files put raw non-UTF-8 bytes in it, which the Python
+    binding cannot decode (the message then says so instead of raising)."""
+    try:
+        return source.geterror()
+    except UnicodeDecodeError:
+        return "damaged header (OpenImageIO's message is not text)"
+
+
+def _metadata(path: str, spec: oiio.ImageSpec) -> dict:
+    """The header's attributes; one OIIO cannot convert (a damaged DPX/EXR field) is a plate
+    error, not a crash."""
+    try:
+        return {attrib.name: attrib.value for attrib in spec.extra_attribs}
+    except (RuntimeError, UnicodeDecodeError, ValueError) as exc:
+        raise PlateError(path, f"has a damaged header ({type(exc).__name__})",
+                         "re-render or re-copy this frame") from None
+
+
 def _header(path: str, spec: oiio.ImageSpec) -> Header:
     pixel_type = str(spec.format)
     container_bits = spec.format.size() * 8
-    metadata = {attrib.name: attrib.value for attrib in spec.extra_attribs}
+    metadata = _metadata(path, spec)
     bits = metadata.get("oiio:BitsPerSample")
     if not isinstance(bits, int) or not 0 < bits <= container_bits:
         bits = container_bits
@@ -100,7 +119,7 @@ def read_header(path: str) -> Header:
     image = _open(path)
     header = _header(path, image.spec())
     image.close()
-    image.geterror()  # a header read cannot fail on close; just clear the queue
+    _oiio_error(image)  # a header read cannot fail on close; just clear the queue
     return header
 
 
@@ -112,10 +131,10 @@ def read_plate(path: str, bit_depth: int | None) -> Plate:
         _check_readable(header)
         read_type = oiio.FLOAT if header.is_float else header.pixel_type
         raw = image.read_image(0, 0, 0, header.channels, read_type)
-        read_error = image.geterror()
+        read_error = _oiio_error(image)
     finally:
         closed = image.close()
-        close_error = image.geterror()
+        close_error = _oiio_error(image)
     expected = (header.height, header.width, header.channels)
     problem = read_error or close_error or ("" if closed else "close failed")
     if raw is None or problem or raw.size != np.prod(expected):
@@ -129,7 +148,31 @@ def read_plate(path: str, bit_depth: int | None) -> Plate:
     return Plate(header, np.ascontiguousarray(pixels))
 
 
+MAX_MEGAPIXELS = 100  # 12K cameras are 80 MP; reading costs 17 MiB per megapixel, a render ~100 (README)
+
+
+def max_megapixels() -> float:
+    """The frame-size limit: MAX_MEGAPIXELS, or $BAKE_SEQ_MAX_MEGAPIXELS for machines with the memory."""
+    try:
+        return float(os.environ.get("BAKE_SEQ_MAX_MEGAPIXELS", MAX_MEGAPIXELS))
+    except ValueError:
+        return MAX_MEGAPIXELS
+
+
+def check_size(header: Header) -> None:
+    """A crafted header (a 451 KB PNG saying 12000 x 12000) must not make us allocate its pixels
+    unasked: frames beyond the limit are refused before any pixel is read."""
+    megapixels = header.width * header.height / 1e6
+    limit = max_megapixels()
+    if header.width <= 0 or header.height <= 0 or megapixels > limit:
+        raise PlateError(header.path, f"is {header.width}x{header.height} ({megapixels:.0f} MP): beyond "
+                         f"bake-seq's {limit:g} MP limit (a render needs ~100 MiB per megapixel)",
+                         "check the file (a damaged header?), crop or resize it (oiiotool --resize), or "
+                         "raise $BAKE_SEQ_MAX_MEGAPIXELS on a machine with the memory")
+
+
 def _check_readable(header: Header) -> None:
+    check_size(header)
     if header.channels > _MAX_CHANNELS:
         names = ",".join(header.channel_names)
         raise PlateError(header.path, f"{header.channels} channels ({names}); "
@@ -242,7 +285,10 @@ def _output_spec(data, channel_names, extension, metadata, colorspace, frame, co
     spec.channelnames = tuple(channel_names)
     spec.alpha_channel = channel_names.index("A") if "A" in channel_names else -1
     for name, type_desc, value in output_attributes(metadata):
-        spec.attribute(name, type_desc, value)
+        try:
+            spec.attribute(name, type_desc, value)
+        except (TypeError, ValueError, RuntimeError):  # a value OIIO read but cannot write back: not carried
+            continue
     if extension == "dpx":
         spec.attribute("oiio:BitsPerSample", 16)
     if extension == "png":

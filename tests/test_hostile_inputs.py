@@ -135,3 +135,20 @@ def test_a_source_rewritten_with_the_same_size_and_old_mtime_renders_again(tmp_p
     assert "1 already done, 1 to render" in bake("render", plate, *options).stderr
     os.utime(tmp_path / "p" / "1001.dpx")  # touched, not changed: still done
     assert "2 already done, 0 to render" in bake("render", plate, *options).stderr
+
+
+def test_a_small_png_claiming_a_giant_frame_is_refused_before_reading(tmp_path, ckpt):
+    import resource
+    import struct
+    import zlib
+
+    plate = png16_with_10bit_codes(tmp_path / "p", range(1001, 1002))
+    path = tmp_path / "p" / "plate.1001.png"
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", 12000, 12000)  # IHDR width and height: 144 MP in a few hundred bytes
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # a valid chunk CRC
+    path.write_bytes(bytes(data))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", ckpt, code=3)
+    assert "12000x12000 (144 MP): beyond bake-seq's 100 MP limit" in result.stderr
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024

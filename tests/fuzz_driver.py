@@ -1,0 +1,113 @@
+"""Seeded fuzzing of bake-seq's inputs, run in its own process by tests/test_fuzz.py (so its peak
+memory is its own): valid PNG, DPX and EXR frames, a checkpoint and a settings file are mutated
+(bytes flipped in the header, truncated, garbage appended, a size field blown up) and handed to
+`bake-seq render` / `info`. Prints one JSON line per case and a summary.
+
+    python -m tests.fuzz_driver WORK_DIR CASES SEED
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from bake_node.cli import cli
+from sequences.plate import write_plate
+from tests.conftest import make_checkpoint
+
+KINDS = ("png", "dpx", "exr", "safetensors", "yaml")
+DOCUMENTED = {0, 2, 3, 4, 5, 6, 10}  # README's exit codes a user can meet (1 = a bug)
+
+
+def seeds(work: Path) -> dict[str, Path]:
+    """One valid file of each kind."""
+    work.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rgb = rng.random((24, 32, 3)).astype(np.float32)
+    made = {}
+    for ext in ("png", "dpx", "exr"):
+        path = work / f"seed.{ext}"
+        write_plate(str(path), rgb, channel_names=["R", "G", "B"], metadata={}, colorspace=None, frame=1)
+        made[ext] = path
+    made["safetensors"] = Path(make_checkpoint(work / "seed.safetensors"))
+    (work / "seed.yaml").write_text("op: bake\nsettings:\n  range_policy: clip\n  window: 5\n")
+    made["yaml"] = work / "seed.yaml"
+    return made
+
+
+def mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+    how = rng.integers(0, 4)
+    buf = bytearray(data)
+    if how == 0:  # flip bytes in the header
+        for _ in range(int(rng.integers(1, 8))):
+            at = int(rng.integers(0, min(len(buf), 512)))
+            buf[at] = int(rng.integers(0, 256))
+        return bytes(buf), "header bytes"
+    if how == 1:
+        return bytes(buf[:int(rng.integers(0, len(buf)))]), "truncated"
+    if how == 2:
+        return bytes(buf) + rng.bytes(int(rng.integers(1, 4096))), "garbage appended"
+    # a 32-bit field set huge (sizes, offsets, counts)
+    at = int(rng.integers(0, max(1, min(len(buf), 1024) - 4)))
+    buf[at:at + 4] = bytes([0x7F, 0xFF, 0xFF, 0xF0])
+    return bytes(buf), "field blown up"
+
+
+def digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def run_case(work: Path, made: dict, index: int, rng: np.random.Generator) -> dict:
+    kind = KINDS[index % len(KINDS)]
+    data, how = mutate(made[kind].read_bytes(), rng)
+    case = work / f"case{index}"
+    plate_dir = case / "plate"
+    plate_dir.mkdir(parents=True)
+    args = ["render"]
+    if kind in ("png", "dpx", "exr"):
+        (plate_dir / f"p.0001.{kind}").write_bytes(data)
+        shutil.copy(made[kind], plate_dir / f"p.0002.{kind}")
+        args += [str(plate_dir / f"p.####.{kind}"), "--checkpoint", str(made["safetensors"]), "-i",
+                 "sRGB Encoded Rec.709 (sRGB)"]
+    else:
+        for n in (1, 2):
+            shutil.copy(made["png"], plate_dir / f"p.000{n}.png")
+        (plate_dir / f"input.{kind}").write_bytes(data)
+        args += [str(plate_dir / "p.####.png")]
+        args += (["--checkpoint", str(plate_dir / "input.safetensors")] if kind == "safetensors"
+                 else ["--config", str(plate_dir / "input.yaml"), "--checkpoint", str(made["safetensors"])])
+    args += ["-o", str(case / "out"), "-q"]
+    before = digest(plate_dir)
+    result = CliRunner().invoke(cli, args)
+    stderr = result.stderr.strip().splitlines()
+    shutil.rmtree(case / "out", ignore_errors=True)
+    return {"case": index, "kind": kind, "mutation": how, "exit": result.exit_code,
+            "stderr_lines": len(stderr), "first_line": stderr[0][:200] if stderr else "",
+            "traceback": "Traceback" in result.output or result.exit_code == 1,
+            "inputs_unchanged": digest(plate_dir) == before,
+            "exception": "" if result.exit_code != 1 else repr(result.exception)[:300]}
+
+
+def main() -> None:
+    work, cases, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    made = seeds(work / "seeds")
+    rng = np.random.default_rng(seed)
+    for index in range(cases):
+        print(json.dumps(run_case(work, made, index, rng)), flush=True)
+        shutil.rmtree(work / f"case{index}", ignore_errors=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"summary": True, "cases": cases, "peak_rss_mib": round(peak)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

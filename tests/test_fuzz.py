@@ -1,0 +1,26 @@
+"""Issue 17's fuzz test: 300 seeded mutations (header bytes, truncation, appended garbage, a size
+field blown up) of PNG, DPX, EXR, safetensors and YAML inputs through `bake-seq render`, in a
+process of their own. Every case: a documented exit code, one line on stderr when it fails, no
+traceback, inputs unchanged; the whole run under a stated peak memory (1.5 GiB; measured ~750 MiB)."""
+import json
+import subprocess
+import sys
+
+from tests.plugins.farm.conftest import REPO, subprocess_env
+
+DOCUMENTED = {0, 2, 3, 4, 5, 6, 10}
+PEAK_RSS_MIB = 1536
+
+
+def test_fuzzed_inputs_fail_cleanly(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "tests.fuzz_driver", str(tmp_path), "300", "2026"],
+                         capture_output=True, text=True, cwd=REPO, env=subprocess_env(), timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    summary = rows.pop()
+    assert summary["cases"] == len(rows) == 300
+    bad = [r for r in rows if r["exit"] not in DOCUMENTED or r["traceback"] or not r["inputs_unchanged"]
+           or (r["exit"] != 0 and r["stderr_lines"] != 1)]
+    assert not bad, bad[:5]
+    assert {r["kind"] for r in rows if r["exit"] != 0} == {"png", "dpx", "exr", "safetensors", "yaml"}
+    assert summary["peak_rss_mib"] < PEAK_RSS_MIB
