@@ -320,20 +320,24 @@ def render_cmd(sequence, json_summary, quiet, **opts):
              + (f"; skipping missing {len(plan.missing)}" if plan.missing else ""))
     timings = render(plan, op, todo, progress=log.frame)
     log.close()
+    rendered, elsewhere = timings.pop("rendered_frames"), timings.pop("left_to_other_renders")
     summary = {
         "input": str(plan.pattern), "output": str(plan.output), "operator": op.name,
-        "frames": len(plan.frames), "rendered": len(todo), "skipped_complete": len(done),
+        "frames": len(plan.frames), "rendered": rendered, "skipped_complete": len(done),
+        "left_to_other_renders": elsewhere,
         "missing": plan.missing, "bit_depth": plan.bit_depth.value,
         "input_colorspace": plan.input_colorspace.value, "output_colorspace": plan.output_colorspace.value,
         "seconds": round(timings["wall_s"], 3),
-        "fps": round(len(todo) / timings["wall_s"], 4) if todo and timings["wall_s"] else None,
+        "fps": round(rendered / timings["wall_s"], 4) if rendered and timings["wall_s"] else None,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     if json_summary:
         click.echo(json.dumps(summary, indent=2))
     else:
+        others = (f", {len(elsewhere)} being rendered by another process: {format_frame_ranges(elsewhere)}"
+                  if elsewhere else "")
         log.line(f"{chunk} done {len(plan.frames)} frames {timings['wall_s']:.1f}s "
-                 f"({len(todo)} rendered, {len(done)} already done)")
+                 f"({rendered} rendered, {len(done)} already done{others})")
 
 
 

@@ -26,7 +26,7 @@ from ocio.config import WORKING_SPACE, resolve_colorspace, resolve_config, short
 from ocio.convert import convert
 from ocio.guess import guess_with_evidence
 from sequences.errors import PlateError
-from sequences.manifest import file_identity, frame_state, write_record
+from sequences.manifest import claim_frame, file_identity, frame_state, release_frame, write_record
 from sequences.metadata import resized_metadata
 from sequences.pattern import FramePattern, format_frame_ranges, resolve_frames
 from sequences.plate import COLOURSPACE_NOTE, DPX_TEXT, Header, check_size, read_header, read_plate, write_plate
@@ -374,16 +374,43 @@ def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn
     started = last = time.perf_counter()
     busy = {"process_s": 0.0, "wait_read_s": 0.0, "wait_write_s": 0.0}
     clock = StageClock()
-    with ThreadPoolExecutor(1, "bake-read") as reader, ThreadPoolExecutor(1, "bake-write") as writer:
-        reads = deque(reader.submit(load_frame, plan, n, clock) for n in todo[:prefetch])
-        queued, writing = prefetch, None
+    claimed, elsewhere = [], []
+    upcoming = iter(todo)
+
+    def next_frame() -> int | None:
+        """The next frame this process takes (a lock per frame: concurrent renders share)."""
+        for n in upcoming:
+            path = plan.output.path(n)
+            if not claim_frame(path):
+                elsewhere.append(n)  # another render or farm task is on it
+                continue
+            if not plan.request.overwrite and frame_state(path, fingerprint, plan.pattern.path(n)).state == "done":
+                release_frame(path)  # finished by another render since we planned
+                continue
+            claimed.append(n)
+            return n
+        return None
+
+    def save_and_release(frame, result):
         try:
+            save_frame(plan, frame, result, fingerprint, made_by, clock)
+        finally:
+            release_frame(plan.output.path(frame.number))
+
+    with ThreadPoolExecutor(1, "bake-read") as reader, ThreadPoolExecutor(1, "bake-write") as writer:
+        reads = deque()
+        try:
+            for _ in range(prefetch):
+                n = next_frame()
+                if n is not None:
+                    reads.append(reader.submit(load_frame, plan, n, clock))
+            writing = None
             while reads:
                 t0 = time.perf_counter()
                 frame = reads.popleft().result()
-                if queued < len(todo):
-                    reads.append(reader.submit(load_frame, plan, todo[queued], clock))
-                    queued += 1
+                n = next_frame()
+                if n is not None:
+                    reads.append(reader.submit(load_frame, plan, n, clock))
                 t1 = time.perf_counter()
                 if op.accepts_alpha and frame.alpha is not None:
                     result = op.process(frame.rgb, frame.number, alpha=frame.alpha)
@@ -395,7 +422,7 @@ def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn
                 if writing is not None:
                     writing.result()
                 t3 = time.perf_counter()
-                writing = writer.submit(save_frame, plan, frame, result, fingerprint, made_by, clock)
+                writing = writer.submit(save_and_release, frame, result)
                 busy["wait_read_s"] += t1 - t0
                 busy["process_s"] += t2 - t1
                 busy["wait_write_s"] += t3 - t2
@@ -409,6 +436,10 @@ def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn
         finally:
             for pending in reads:
                 pending.cancel()
+            for n in claimed:  # on an error or Ctrl-C too: the frames go back to the others
+                release_frame(plan.output.path(n))
+    busy["rendered_frames"] = len(claimed)
+    busy["left_to_other_renders"] = elsewhere
     busy["wall_s"] = time.perf_counter() - started
     busy["inference_s"] = busy["process_s"]
     busy.update({f"{name}_s": seconds for name, seconds in clock.totals.items()})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass
 
 RECORD_DIR = ".bake-seq"
@@ -63,6 +64,56 @@ def write_record(frame_path: str, record: dict) -> None:
             pass
         raise OutputError(path, f"cannot write the resume record ({exc.strerror or exc})",
                           "free disk space or make the output's .bake-seq folder writable, then run again") from None
+
+
+LOCK_STALE_S = 3600  # a lock from another host older than this is taken over (its render died)
+
+
+def lock_path(frame_path: str) -> str:
+    folder, name = os.path.split(frame_path)
+    return os.path.join(folder, RECORD_DIR, name + ".lock")
+
+
+def claim_frame(frame_path: str) -> bool:
+    """Take the frame for this process (an O_EXCL lock file beside its record): renders and farm
+    tasks writing into one folder share the frames instead of each rendering all of them. A lock
+    whose process is gone (this host), or older than LOCK_STALE_S (another host), is taken over."""
+    from .plate import _HOST, _alive
+
+    path = lock_path(frame_path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for attempt in (0, 1):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if attempt == 0 and _lock_is_stale(path, _HOST, _alive):
+                release_frame(frame_path)
+                continue
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(f"{_HOST} {os.getpid()}\n")
+        return True
+    return False
+
+
+def _lock_is_stale(path: str, host: str, alive) -> bool:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            owner_host, owner_pid = fh.read(200).split()[:2]
+        age = time.time() - os.stat(path).st_mtime
+    except (OSError, ValueError):  # vanished, or half-written by a process that died at once
+        return True
+    if owner_host == host and owner_pid.isdigit():
+        # our own pid can only be a leftover (locks are released after each frame)
+        return int(owner_pid) == os.getpid() or not alive(int(owner_pid))
+    return age > LOCK_STALE_S
+
+
+def release_frame(frame_path: str) -> None:
+    try:
+        os.remove(lock_path(frame_path))
+    except OSError:
+        pass
 
 
 def read_record(frame_path: str) -> dict | None:

@@ -152,3 +152,48 @@ def test_a_small_png_claiming_a_giant_frame_is_refused_before_reading(tmp_path, 
     result = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", ckpt, code=3)
     assert "12000x12000 (144 MP): beyond bake-seq's 100 MP limit" in result.stderr
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024
+
+
+def test_concurrent_renders_share_the_frames_through_per_frame_locks(tmp_path, ckpt):
+    from sequences.manifest import lock_path
+    from sequences.plate import _HOST
+
+    plate = png16_with_10bit_codes(tmp_path / "p", range(1001, 1005))
+    out = tmp_path / "o" / "plate.####.png"
+    other = subprocess.Popen(["sleep", "60"])  # stands in for another live render on this host
+    try:
+        (tmp_path / "o" / ".bake-seq").mkdir(parents=True)
+        with open(lock_path(str(out).replace("####", "1002")), "w") as fh:
+            fh.write(f"{_HOST} {other.pid}\n")
+        with open(lock_path(str(out).replace("####", "1003")), "w") as fh:
+            fh.write(f"{_HOST} 999999999\n")  # a render that died: its lock is taken over
+        result = bake("render", plate, "-o", out, "--checkpoint", ckpt)
+    finally:
+        other.kill()
+    assert "(3 rendered, 0 already done, 1 being rendered by another process: 1002)" in result.stderr
+    assert not (tmp_path / "o" / "plate.1002.png").exists() and (tmp_path / "o" / "plate.1003.png").exists()
+    assert sorted(p.name for p in (tmp_path / "o" / ".bake-seq").glob("*.lock")) == ["plate.1002.png.lock"]
+    os.remove(lock_path(str(out).replace("####", "1002")))
+    assert "(1 rendered, 3 already done)" in bake("render", plate, "-o", out, "--checkpoint", ckpt).stderr
+
+
+def test_two_renders_into_one_folder_render_each_frame_once(tmp_path, ckpt):
+    import json
+
+    from tests.test_render_cli import write_raw
+
+    (tmp_path / "p").mkdir()
+    rng = np.random.default_rng(0)
+    for n in range(1001, 1013):  # frames slow enough (tiles of a per-pixel model) for the two to overlap
+        write_raw(tmp_path / "p" / f"plate.{n}.png", (rng.random((384, 384, 3)) * 65535).astype(np.uint16), "uint16")
+    command = [sys.executable, "-m", "bake_node", "render", str(tmp_path / "p" / "plate.####.png"), "-o",
+               str(tmp_path / "o"), "--checkpoint", ckpt, "--json", "--tile", "128"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+            for _ in range(2)]
+    summaries = []
+    for run in runs:
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+        summaries.append(json.loads(out))
+    assert sum(s["rendered"] for s in summaries) == 12  # no frame twice, none lost
+    assert len(list((tmp_path / "o").glob("*.png"))) == 12 and not list((tmp_path / "o" / ".bake-seq").glob("*.lock"))
