@@ -39,7 +39,7 @@ def analyze(sequence, output, max_frames, **opts):
     from sequences.errors import OutputError, PlateError
     from sequences.pattern import format_frame_ranges
 
-    from ..grain.analyze import Blocks, estimate_profile, measure_blocks
+    from ..grain.analyze import Blocks, estimate_profile, measure_blocks, profile_warnings
     from ..grain.linear import to_linear
     from ..grain.profile import save_profile
     from ..render import load_frame, plan_render
@@ -65,6 +65,8 @@ def analyze(sequence, output, max_frames, **opts):
     click.echo(f"wrote {output}: {len(frames)} frames, grain size {green.size:.2f} px (green), "
                f"std at mid grey R/G/B "
                + "/".join(f"{c.sigma_at(0.18):.4f}" for c in profile.ordered()) + " (linear)")
+    for note in profile_warnings(profile):
+        click.echo(f"bake-seq: warning: {note}", err=True)
 
 
 def spread(frames: list[int], count: int) -> list[int]:

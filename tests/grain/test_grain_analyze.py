@@ -91,3 +91,27 @@ def test_size_for_lag1_inverts_the_synthesis_filter():
 def test_no_flat_area_is_an_error():
     with pytest.raises(ValueError, match="no flat areas"):
         analyse([np.full((20, 20, 3), 0.2, np.float32)])
+
+
+def test_a_grain_free_plate_is_said_to_be_one_and_grainy_plates_are_not():
+    """Issue 18 item 9: a clean (16-bit quantised) plate used to give a confident-looking profile."""
+    from bake_node.grain.analyze import profile_warnings
+
+    clean = [np.round(scene() * 65535) / 65535 for _ in range(3)]
+    notes = profile_warnings(analyse(clean))
+    assert any("looks grain-free" in n for n in notes), notes
+    grainy = [add_grain(scene(), preset_profile("fine"), n, GrainSettings(seed=3)) for n in range(3)]
+    profile = analyse(grainy)
+    assert not any("grain-free" in n for n in profile_warnings(profile))
+    marks = profile.source["confidence"]
+    assert set(marks) == set(CHANNELS) and all(len(marks[c]) == len(profile.channels[c].sigma) for c in CHANNELS)
+    assert not any("outlier" in marks[c] for c in CHANNELS)  # real grain: every point agrees with the rest
+
+
+def test_a_point_far_from_its_neighbours_is_an_outlier():
+    from bake_node.grain.analyze import ChannelMeasure, point_confidence
+    from bake_node.grain.profile import ChannelGrain
+
+    sigma = [(0.05, 0.002), (0.1, 0.003), (0.2, 0.02), (0.4, 0.005), (0.8, 0.007)]  # the third 5x its neighbours
+    measure = ChannelMeasure(ChannelGrain(sigma, 1.0), np.ones(4, bool), [300, 300, 7, 300, 300])
+    assert point_confidence(measure) == ["ok", "ok", "outlier", "ok", "ok"]
