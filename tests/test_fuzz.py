@@ -13,8 +13,12 @@ PEAK_RSS_MIB = 1536
 
 
 def test_fuzzed_inputs_fail_cleanly(tmp_path):
+    # Frames claiming up to the 100 MP limit are legal and cost their pixels (17 MiB/MP to read);
+    # the seeds are 24 x 32, so a 4 MP limit makes every blown-up size field a refusal here and the
+    # memory bound a property of the code, not of where a mutation happens to land.
+    env = {**subprocess_env(), "BAKE_SEQ_MAX_MEGAPIXELS": "4"}
     run = subprocess.run([sys.executable, "-m", "tests.fuzz_driver", str(tmp_path), "300", "2026"],
-                         capture_output=True, text=True, cwd=REPO, env=subprocess_env(), timeout=600)
+                         capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = [json.loads(line) for line in run.stdout.splitlines()]
     summary = rows.pop()
