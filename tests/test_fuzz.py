@@ -1,7 +1,8 @@
 """Issue 17's fuzz test: 300 seeded mutations (header bytes, truncation, appended garbage, a size
 field blown up) of PNG, DPX, EXR, safetensors and YAML inputs through `bake-seq render`, in a
 process of their own. Every case: a documented exit code, one line on stderr when it fails, no
-traceback, inputs unchanged; the whole run under a stated peak memory (1.5 GiB; measured ~750 MiB)."""
+traceback, inputs unchanged; the whole run under a stated peak memory (1.5 GiB of its own VmHWM;
+measured ~750 MiB)."""
 import json
 import subprocess
 import sys
