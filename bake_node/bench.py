@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from ocio.config import resolve_config
-from sequences.plate import write_plate
+from bake_seq.ocio.config import resolve_config
+from bake_seq.sequences.plate import write_plate
 
 from .node import Operator, get_operator
 from .palette import restore_srgb

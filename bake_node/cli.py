@@ -29,7 +29,7 @@ Examples:
 
 
 def frames_option(value: str | None) -> list[int] | None:
-    from sequences.pattern import parse_frames
+    from bake_seq.sequences.pattern import parse_frames
 
     return parse_frames(value) if value else None
 
@@ -38,7 +38,7 @@ class FramesType(click.ParamType):
     name = "FRAMES"
 
     def convert(self, value, param, ctx):
-        from sequences.errors import PlateError
+        from bake_seq.sequences.errors import PlateError
 
         if value is None or isinstance(value, list):
             return value
@@ -297,7 +297,7 @@ def render_cmd(sequence, json_summary, quiet, **opts):
     Frames already rendered with the same checkpoint and settings are skipped (resume);
     writes are atomic; input frames are never overwritten.
     """
-    from sequences.pattern import format_frame_ranges
+    from bake_seq.sequences.pattern import format_frame_ranges
 
     sequence, opts = map_paths(sequence, apply_config(opts))
     request = make_request(sequence, **opts)
@@ -417,9 +417,9 @@ def info(sequence, list_colorspaces, as_json, **opts):
     Example:
       bake-seq info shot_010/####.dpx --bit-depth 10
     """
-    from ocio.config import list_colorspaces as names
-    from ocio.config import resolve_config
-    from sequences.pattern import format_frame_ranges
+    from bake_seq.ocio.config import list_colorspaces as names
+    from bake_seq.ocio.config import resolve_config
+    from bake_seq.sequences.pattern import format_frame_ranges
 
     if list_colorspaces and not sequence:
         click.echo("\n".join(names(resolve_config(map_paths("", opts)[1].get("ocio_config"))[0])))

@@ -60,8 +60,8 @@ class DeviceError(BakeError):
 
 def exit_code_for(exc: BaseException) -> int | None:
     """The exit code for a user error from any layer, or None for a bug."""
-    from ocio.errors import ColourError
-    from sequences.errors import OutputError, PlateError
+    from bake_seq.ocio.errors import ColourError
+    from bake_seq.sequences.errors import OutputError, PlateError
 
     if isinstance(exc, BakeError):
         return exc.exit_code

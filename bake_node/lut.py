@@ -83,7 +83,7 @@ class LutGrade:
     processor: object
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
-        from ocio.convert import run_processor
+        from bake_seq.ocio.convert import run_processor
 
         return run_processor(rgb, self.processor)
 
@@ -91,8 +91,8 @@ class LutGrade:
 def open_lut(path: str) -> LutGrade:
     """The LUT and its colour space: from the sidecar's ``lut_colorspace`` (and ``ocio_config``)
     when there is one, else the working space (a LUT made on working-space values)."""
-    from ocio.config import WORKING_SPACE, resolve_config
-    from ocio.convert import lut_processor
+    from bake_seq.ocio.config import WORKING_SPACE, resolve_config
+    from bake_seq.ocio.convert import lut_processor
 
     from .errors import SettingsError
 

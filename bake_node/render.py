@@ -22,14 +22,14 @@ from typing import Callable
 
 import numpy as np
 
-from ocio.config import WORKING_SPACE, resolve_colorspace, resolve_config, short_name
-from ocio.convert import convert
-from ocio.guess import guess_with_evidence
-from sequences.errors import PlateError
-from sequences.manifest import claim_frame, file_identity, frame_state, release_frame, write_record
-from sequences.metadata import resized_metadata
-from sequences.pattern import FramePattern, format_frame_ranges, resolve_frames
-from sequences.plate import COLOURSPACE_NOTE, DPX_TEXT, Header, check_size, read_header, read_plate, write_plate
+from bake_seq.ocio.config import WORKING_SPACE, resolve_colorspace, resolve_config, short_name
+from bake_seq.ocio.convert import convert
+from bake_seq.ocio.guess import guess_with_evidence
+from bake_seq.sequences.errors import PlateError
+from bake_seq.sequences.manifest import claim_frame, file_identity, frame_state, release_frame, write_record
+from bake_seq.sequences.metadata import resized_metadata
+from bake_seq.sequences.pattern import FramePattern, format_frame_ranges, resolve_frames
+from bake_seq.sequences.plate import COLOURSPACE_NOTE, DPX_TEXT, Header, check_size, read_header, read_plate, write_plate
 
 from . import __version__
 from .errors import SettingsError, UnsafeOutputError
@@ -195,7 +195,7 @@ def plan_render(request: RenderRequest) -> RenderPlan:
 
 def check_output_folder(plan: RenderPlan) -> None:
     """Before any frame is computed: the output folder can be made and written to."""
-    from sequences.errors import OutputError
+    from bake_seq.sequences.errors import OutputError
 
     folder = os.path.dirname(os.path.abspath(plan.output.path(plan.frames[0])))
     probe = folder

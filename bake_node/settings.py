@@ -117,5 +117,5 @@ def save_settings(path: str, name: str, settings: dict) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
     except OSError as exc:
-        from sequences.errors import OutputError
+        from bake_seq.sequences.errors import OutputError
         raise OutputError(path, f"cannot write ({exc.strerror})", "check the -o path") from None

@@ -93,7 +93,7 @@ class ShotGrade:
 
 def save_grade(path: str, grade: ShotGrade) -> None:
     """Write the record atomically (a temp file renamed into place)."""
-    from sequences.errors import OutputError
+    from bake_seq.sequences.errors import OutputError
 
     tmp = f"{path}.partial-{os.getpid()}"
     try:

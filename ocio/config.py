@@ -13,8 +13,8 @@ from functools import lru_cache
 
 import PyOpenColorIO as OCIO
 
-from ocio.errors import ColourError
-from ocio.guess import guess_colorspace  # noqa: F401  (API of this module; policy lives there)
+from bake_seq.ocio.errors import ColourError
+from bake_seq.ocio.guess import guess_colorspace  # noqa: F401  (API of this module; policy lives there)
 
 DEFAULT_CONFIG = "ocio://studio-config-v2.2.0_aces-v1.3_ocio-v2.4"
 WORKING_SPACE = "sRGB Encoded Rec.709 (sRGB)"

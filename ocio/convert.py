@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import PyOpenColorIO as OCIO
 
-from ocio.config import resolve_colorspace
+from bake_seq.ocio.config import resolve_colorspace
 
 _EXACT = OCIO.OptimizationFlags(
     int(OCIO.OPTIMIZATION_DEFAULT) & ~int(OCIO.OPTIMIZATION_FAST_LOG_EXP_POW))
@@ -55,7 +55,7 @@ def _apply(processor: OCIO.CPUProcessor, band: np.ndarray) -> None:
 def lut_processor(config: OCIO.Config, lut: str, lut_space: str, working: str) -> OCIO.CPUProcessor:
     """working -> ``lut_space`` -> the LUT file (tetrahedral for 3D LUTs) -> back to working:
     how a LUT made in the plate's (or the working) colour space is applied to working pixels."""
-    from ocio.errors import ColourError
+    from bake_seq.ocio.errors import ColourError
 
     space = resolve_colorspace(config, lut_space, "LUT colour space")
     steps = [OCIO.FileTransform(lut, interpolation=OCIO.INTERP_TETRAHEDRAL)]
@@ -83,7 +83,7 @@ def _processor(config: OCIO.Config, src: str, dst: str) -> OCIO.CPUProcessor | N
             group = config.getProcessor(src_name, dst_name)
             processor = None if group.isNoOp() else group.getOptimizedCPUProcessor(_EXACT)
         except (OCIO.Exception, OCIO.ExceptionMissingFile) as exc:  # a LUT file missing or malformed
-            from ocio.errors import ColourError
+            from bake_seq.ocio.errors import ColourError
 
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown OCIO error"
             raise ColourError(f"OCIO cannot convert {src_name!r} -> {dst_name!r}: {detail}",

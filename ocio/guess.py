@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import PyOpenColorIO as OCIO
 
-from ocio.errors import ColourError
+from bake_seq.ocio.errors import ColourError
 
 # OpenImageIO's spellings (old names and colour-interop IDs) -> candidates in OCIO configs.
 _SRGB = ("sRGB Encoded Rec.709 (sRGB)", "srgb_rec709_scene", "srgb_tx", "sRGB")

@@ -18,7 +18,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from bake_node.cli import cli
-from sequences.plate import write_plate
+from bake_seq.sequences.plate import write_plate
 from tests.conftest import make_checkpoint
 
 KINDS = ("png", "dpx", "exr", "safetensors", "yaml")

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from bake_node.cli import cli
-from sequences.plate import read_header, write_plate
+from bake_seq.sequences.plate import read_header, write_plate
 from tests.conftest import make_checkpoint
 from tests.test_render_cli import dpx10, png16_with_10bit_codes, read, tagged_space
 

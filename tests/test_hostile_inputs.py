@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from bake_node.cli import cli
-from sequences.plate import write_plate
+from bake_seq.sequences.plate import write_plate
 from tests.conftest import make_checkpoint
 from tests.plugins.farm.conftest import subprocess_env
 from tests.test_render_cli import png16_with_10bit_codes
@@ -155,8 +155,8 @@ def test_a_small_png_claiming_a_giant_frame_is_refused_before_reading(tmp_path, 
 
 
 def test_concurrent_renders_share_the_frames_through_per_frame_locks(tmp_path, ckpt):
-    from sequences.manifest import lock_path
-    from sequences.plate import _HOST
+    from bake_seq.sequences.manifest import lock_path
+    from bake_seq.sequences.plate import _HOST
 
     plate = png16_with_10bit_codes(tmp_path / "p", range(1001, 1005))
     out = tmp_path / "o" / "plate.####.png"

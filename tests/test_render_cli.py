@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from bake_node.cli import cli
 from bake_node.node import get_operator
-from ocio.config import DEFAULT_CONFIG
+from bake_seq.ocio.config import DEFAULT_CONFIG
 from tests.conftest import make_checkpoint
 from tests.sequences.conftest import _write_raw as write_raw
 

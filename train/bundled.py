@@ -1,7 +1,7 @@
 """The images the default model is trained on: colour photos bundled with scikit-image and
 matplotlib, so training reproduces offline. Three are held out for validation and eval.
 
-    python -m train.bundled DIR      # writes DIR/train/*.png and DIR/holdout/*.png (8-bit sRGB)
+    python -m bake_seq.train.bundled DIR      # writes DIR/train/*.png and DIR/holdout/*.png (8-bit sRGB)
 """
 from __future__ import annotations
 
@@ -62,6 +62,6 @@ def export(folder: str | Path) -> tuple[Path, Path]:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m train.bundled DIR")
+        sys.exit("usage: python -m bake_seq.train.bundled DIR")
     train_dir, holdout_dir = export(sys.argv[1])
     print(f"training images: {train_dir}\nheld-out images: {holdout_dir}")

@@ -19,11 +19,11 @@ import torch.nn.functional as F
 
 from bake_node.errors import SettingsError
 from bake_node.render import split_channels
-from ocio.config import WORKING_SPACE, resolve_colorspace, resolve_config
-from ocio.convert import convert
-from ocio.guess import guess_colorspace
-from sequences.errors import PlateError
-from sequences.plate import read_plate
+from bake_seq.ocio.config import WORKING_SPACE, resolve_colorspace, resolve_config
+from bake_seq.ocio.convert import convert
+from bake_seq.ocio.guess import guess_colorspace
+from bake_seq.sequences.errors import PlateError
+from bake_seq.sequences.plate import read_plate
 
 
 @dataclass

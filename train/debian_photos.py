@@ -7,7 +7,7 @@ version, path and sha256 and records its licence and author. The photos there we
 eye (camera photos of real scenes, all sRGB or untagged). The manifest also lists the
 illustrations, renders, composites and greyscale photos that were left out, and why.
 
-    python -m train.debian_photos DIR    # writes DIR/train/ and DIR/val/<package>__<name>.png (8-bit sRGB)
+    python -m bake_seq.train.debian_photos DIR    # writes DIR/train/ and DIR/val/<package>__<name>.png (8-bit sRGB)
 
 Six photos (one or two per large package, different scenes) go to DIR/val: the global BakeNet's
 training picks its checkpoint on them, so the bundled holdout (chelsea, coffee, rocket) stays
@@ -31,7 +31,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from bake_node.errors import BakeError, SettingsError
-from train.bundled import write_png
+from bake_seq.train.bundled import write_png
 
 MANIFEST = Path(__file__).with_name("debian_photos.json")
 LONG_SIDE = 1024
@@ -115,7 +115,7 @@ def export(folder: str | Path, cache: str | Path | None = None) -> tuple[Path, i
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m train.debian_photos", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bake_seq.train.debian_photos", description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="writes FOLDER/train/ and FOLDER/val/<package>__<name>.png")
     parser.add_argument("--cache", help="where the .debs go (default FOLDER/.debs)")
     args = parser.parse_args()

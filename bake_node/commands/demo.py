@@ -38,12 +38,12 @@ def command(out, image, checkpoint, frames, seed, family):
 
     from bake_node.node import get_operator
     from bake_node.render import RenderRequest, pending_frames, plan_render, render
-    from sequences.plate import read_plate, write_plate
-    from train import grades
-    from train.bundled import bundled_image
-    from train.ciede2000 import delta_e_srgb
-    from train.data import seeded
-    from train.report import save_grid
+    from bake_seq.sequences.plate import read_plate, write_plate
+    from bake_seq.train import grades
+    from bake_seq.train.bundled import bundled_image
+    from bake_seq.train.ciede2000 import delta_e_srgb
+    from bake_seq.train.data import seeded
+    from bake_seq.train.report import save_grid
 
     folder = Path(out)
     source = bundled_image(image).astype(np.float32) / 255.0

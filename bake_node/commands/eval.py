@@ -68,12 +68,12 @@ def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, dev
 
     from bake_node.node import get_operator
     from bake_node.operators.bake import CPU_CHECKPOINT
-    from train.data import load_folder
-    from train.evaluate import EVAL_SEED, family_table, grey_world, run_family_eval
+    from bake_seq.train.data import load_folder
+    from bake_seq.train.evaluate import EVAL_SEED, family_table, grey_world, run_family_eval
 
     images = load_folder(data, downscale=downscale)
     if crop:
-        from train.data import Image, centre_crop
+        from bake_seq.train.data import Image, centre_crop
         images = [Image(im.name, centre_crop(im.pixels, crop)) for im in images]
 
     def through_operator(path):
@@ -108,8 +108,8 @@ def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, dev
 
 def flicker_eval(data, checkpoint, out, seed, downscale, device, shot_frames, window) -> None:
     from bake_node.node import get_operator
-    from train.data import load_folder
-    from train.flicker import flicker_table, run_flicker
+    from bake_seq.train.data import load_folder
+    from bake_seq.train.flicker import flicker_table, run_flicker
 
     images = load_folder(data, downscale=downscale)
 
@@ -138,8 +138,8 @@ def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -
     import torch
 
     from bake_node.node import get_operator
-    from train.colorize import EVAL_SEED, grey_input, grey_lightness, grey_srgb, markdown_table, run_eval, telea
-    from train.data import load_folder
+    from bake_seq.train.colorize import EVAL_SEED, grey_input, grey_lightness, grey_srgb, markdown_table, run_eval, telea
+    from bake_seq.train.data import load_folder
 
     images = load_folder(data, downscale=downscale)
     op = get_operator("colorize")

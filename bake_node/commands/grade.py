@@ -44,8 +44,8 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
     The frames are read once (only thumbnails are kept); the correction is the one `bake-seq
     render` would apply with the same options (default --temporal auto = one per shot).
     """
-    from ocio.config import WORKING_SPACE
-    from ocio.convert import convert
+    from bake_seq.ocio.config import WORKING_SPACE
+    from bake_seq.ocio.convert import convert
 
     from ..cli import KnobHelp, apply_config, make_request, map_paths, operator_for
     from ..errors import SettingsError, UnsafeOutputError
@@ -106,6 +106,6 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
 
 
 def format_frames(frames) -> str:
-    from sequences.pattern import format_frame_ranges
+    from bake_seq.sequences.pattern import format_frame_ranges
 
     return format_frame_ranges(list(frames))

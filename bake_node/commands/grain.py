@@ -36,8 +36,8 @@ def analyze(sequence, output, max_frames, **opts):
       bake-seq grain analyze shot_010/####.dpx -o shot_010_grain.yaml
       bake-seq grain analyze scan.%04d.png --frames 1001-1010 --bit-depth 10 -o scan_grain.yaml
     """
-    from sequences.errors import OutputError, PlateError
-    from sequences.pattern import format_frame_ranges
+    from bake_seq.sequences.errors import OutputError, PlateError
+    from bake_seq.sequences.pattern import format_frame_ranges
 
     from ..grain.analyze import Blocks, estimate_profile, measure_blocks, profile_warnings
     from ..grain.linear import to_linear

@@ -62,7 +62,7 @@ def install(host, dest):
 
 
 def plugin_source(host: str) -> Path:
-    import plugins
+    from bake_seq import plugins
 
     return Path(plugins.__file__).resolve().parent / host
 

@@ -64,7 +64,7 @@ def judged_against_plate(out: str, sequence: str, opts: dict):
 
 
 def judged_against_records(out: str, wanted: list[int] | None):
-    from sequences.manifest import read_record, record_path
+    from bake_seq.sequences.manifest import read_record, record_path
 
     pattern = output_pattern(out)
     records = {n: read_record(pattern.path(n)) for n in pattern.scan()}
@@ -81,8 +81,8 @@ def judged_against_records(out: str, wanted: list[int] | None):
 
 def output_pattern(out: str):
     """OUT as a frame pattern; a folder names the one sequence bake-seq recorded in it."""
-    from sequences.manifest import RECORD_DIR
-    from sequences.pattern import FramePattern
+    from bake_seq.sequences.manifest import RECORD_DIR
+    from bake_seq.sequences.pattern import FramePattern
 
     if not os.path.isdir(out):
         return FramePattern.parse(out)
@@ -101,7 +101,7 @@ def output_pattern(out: str):
 
 def judge(path: str, fingerprint: str, source: str | None, now: dict | None) -> tuple[str, str]:
     """(state, reason); a stale frame's reason names what changed (checkpoint, colour space...)."""
-    from sequences.manifest import frame_state, read_record
+    from bake_seq.sequences.manifest import frame_state, read_record
 
     state = frame_state(path, fingerprint, source)
     if state.state != "stale" or not now:
@@ -120,7 +120,7 @@ def shorten(value) -> str:
 
 
 def summarise(target: str, frames: dict[int, tuple[str, str]], reference: str) -> dict:
-    from sequences.pattern import format_frame_ranges
+    from bake_seq.sequences.pattern import format_frame_ranges
 
     groups: dict[tuple[str, str], list[int]] = {}
     for n in sorted(frames):

@@ -56,7 +56,7 @@ def job_options(fn):
 
 
 def planned_job(sequence: str, opts: dict, chunk: int, exe: str | None, name: str | None, accept_guess: bool):
-    from plugins.farm.task import plan_job
+    from bake_seq.plugins.farm.task import plan_job
 
     return plan_job(click.get_current_context(), render_cmd, sequence, opts, chunk, exe, name, accept_guess)
 
@@ -90,8 +90,8 @@ def openjd(bundle, deadline_cloud, chunk, bake_seq_exe, name, accept_guess, sequ
       openjd check job/template.yaml
       openjd run job/template.yaml -p file://job/parameter_values.yaml
     """
-    from plugins.farm.openjd_bundle import write_bundle
-    from sequences.errors import OutputError
+    from bake_seq.plugins.farm.openjd_bundle import write_bundle
+    from bake_seq.sequences.errors import OutputError
 
     job = planned_job(sequence, opts, chunk, bake_seq_exe, name, accept_guess)
     try:
@@ -125,7 +125,7 @@ def opencue(cuebot, write_dir, show, shot, service, cores, chunk, bake_seq_exe, 
       CUEBOT_HOSTS=cuebot bake-seq submit opencue shot_010/####.dpx -o out/####.exr --chunk 10
       bake-seq submit opencue shot_010/####.dpx --write cue_job/ && python cue_job/opencue_job.py
     """
-    from plugins.farm.opencue_outline import cuebot_configured, job_data, job_json, load_job_module
+    from bake_seq.plugins.farm.opencue_outline import cuebot_configured, job_data, job_json, load_job_module
 
     job = planned_job(sequence, opts, chunk, bake_seq_exe, name, accept_guess)
     # The values are data (JSON), never Python source: the outline is built from what is written.
@@ -157,8 +157,8 @@ def opencue(cuebot, write_dir, show, shot, service, cores, chunk, bake_seq_exe, 
 def write_opencue(folder: str, values: str, cue) -> list[str]:
     """opencue_job.py (the shipped script, unchanged), opencue_job.json (this job's values) and,
     with pyoutline, opencue_job.xml (the spec they serialise to)."""
-    from plugins.farm.opencue_outline import job_script
-    from sequences.errors import OutputError
+    from bake_seq.plugins.farm.opencue_outline import job_script
+    from bake_seq.sequences.errors import OutputError
 
     files = [(os.path.join(folder, "opencue_job.py"), job_script()),
              (os.path.join(folder, "opencue_job.json"), values)]

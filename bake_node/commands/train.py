@@ -57,11 +57,11 @@ def command(config_path, mode, bundled_data, as_json, **flags):
     a run continues from there automatically unless --restart. The EMA weights in
     RUN/checkpoints/{last,best}/model.safetensors render directly: bake-seq render --checkpoint.
     """
-    from train.config import load_config
-    from train.loop import Trainer
+    from bake_seq.train.config import load_config
+    from bake_seq.train.loop import Trainer
 
     if bundled_data:
-        from train.bundled import export
+        from bake_seq.train.bundled import export
 
         train_dir, holdout_dir = export(bundled_data)
         flags["data"] = flags["data"] or str(train_dir)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ocio.config import DEFAULT_CONFIG, WORKING_SPACE, resolve_config
-from ocio.convert import convert
+from bake_seq.ocio.config import DEFAULT_CONFIG, WORKING_SPACE, resolve_config
+from bake_seq.ocio.convert import convert
 
 LINEAR_SPACE = "Linear Rec.709 (sRGB)"
 

@@ -43,7 +43,7 @@ def load_cached(path: str) -> LoadedColorize:
 def mask_path(pattern: str, frame: int) -> str:
     """The mask file for ``frame``. A pattern without a frame token (####, @, %04d, $F) is one
     mask for all frames."""
-    from sequences.pattern import FramePattern
+    from bake_seq.sequences.pattern import FramePattern
 
     from ..render import has_padding_token
 
@@ -52,7 +52,7 @@ def mask_path(pattern: str, frame: int) -> str:
 
 def check_masks(pattern: str, frames: list[int]) -> None:
     """Every frame to render has its mask file, or one line names the first missing one."""
-    from sequences.errors import PlateError
+    from bake_seq.sequences.errors import PlateError
 
     missing = [n for n in frames if not os.path.isfile(mask_path(pattern, n))]
     if missing:
@@ -64,8 +64,8 @@ def check_masks(pattern: str, frames: list[int]) -> None:
 def read_mask(pattern: str, frame: int, shape: tuple[int, int]) -> np.ndarray:
     """The mask for ``frame``: H x W float32, 1 = damaged (a pixel whose colour channels average
     0.5 or more)."""
-    from sequences.errors import PlateError
-    from sequences.plate import read_plate
+    from bake_seq.sequences.errors import PlateError
+    from bake_seq.sequences.plate import read_plate
 
     check_masks(pattern, [frame])
     path = mask_path(pattern, frame)

@@ -20,11 +20,11 @@ import torch
 from bake_node.errors import UnsafeOutputError
 from bake_node.node import Operator, all_operators
 from bake_node.render import BIT_DEPTHS, NAN_POLICIES, RenderRequest, load_frame, plan_render, refuse_replacing
-from ocio.config import WORKING_SPACE, resolve_colorspace, resolve_config
-from ocio.convert import convert
-from sequences.errors import PlateError
-from sequences.pattern import FramePattern, parse_frames
-from sequences.plate import write_plate
+from bake_seq.ocio.config import WORKING_SPACE, resolve_colorspace, resolve_config
+from bake_seq.ocio.convert import convert
+from bake_seq.sequences.errors import PlateError
+from bake_seq.sequences.pattern import FramePattern, parse_frames
+from bake_seq.sequences.plate import write_plate
 
 from .host import CATEGORY, each_frame, folder, knob_input, resolve
 

@@ -15,7 +15,7 @@ import os
 
 import yaml
 
-from sequences.pattern import format_frame_ranges
+from bake_seq.sequences.pattern import format_frame_ranges
 
 from .task import FarmJob, Option
 

@@ -103,7 +103,7 @@ def plan_job(ctx: click.Context, render: click.Command, sequence: str, opts: dic
     plan = plan_render(make_request(sequence, **opts))
     warning = guess_warning(plan)
     if warning and not accept_guess:  # every node would render the whole shot in a guessed space
-        from ocio.errors import ColourError
+        from bake_seq.ocio.errors import ColourError
         raise ColourError(f"{plan.pattern}: the input colour space {plan.input_colorspace.value!r} is only a guess "
                           f"from the file type ({plan.input_colorspace.reason})",
                           "pass --input-colorspace, or --accept-guessed-colorspace if the guess is right")
@@ -126,7 +126,7 @@ def shot_correction(plan, op) -> str:
 
     from bake_node.render import analyse_shot
     from bake_node.shot_grade import save_grade
-    from sequences.errors import OutputError
+    from bake_seq.sequences.errors import OutputError
 
     analyse_shot(plan, op, lambda text: click.echo(f"bake-seq: {text}", err=True))
     grade = op.shot_grade

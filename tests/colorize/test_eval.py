@@ -8,10 +8,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from train.ciede2000 import delta_e_srgb
-from train.colorize import DamageCase, damage_cases, grey_input, grey_lightness, score, telea
-from train.data import Image
-from train.ssim import masked_mean, ssim, ssim_map
+from bake_seq.train.ciede2000 import delta_e_srgb
+from bake_seq.train.colorize import DamageCase, damage_cases, grey_input, grey_lightness, score, telea
+from bake_seq.train.data import Image
+from bake_seq.train.ssim import masked_mean, ssim, ssim_map
 
 
 def test_ssim_of_identical_images_is_one_and_matches_skimage():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from train.masks import COVERAGE, SHAPES, _draw, apply_damage, damage_labels, damage_mask
+from bake_seq.train.masks import COVERAGE, SHAPES, _draw, apply_damage, damage_labels, damage_mask
 
 
 @pytest.mark.parametrize("kind", SHAPES)

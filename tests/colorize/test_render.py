@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from bake_node.cli import cli
 from bake_node.palette import srgb_to_oklabp
-from sequences.plate import read_plate, write_plate
+from bake_seq.sequences.plate import read_plate, write_plate
 from tests.colorize.conftest import grey_frames
 
 FRAMES = (1001, 1002)

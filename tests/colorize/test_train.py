@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from bake_node.colorize_checkpoint import load_colorize
 from bake_node.errors import SettingsError
-from train.config import TrainConfig
-from train.loop import Trainer
+from bake_seq.train.config import TrainConfig
+from bake_seq.train.loop import Trainer
 from tests.train.resume import assert_resume_continues_exactly
 
 

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from ocio.config import resolve_config
+from bake_seq.ocio.config import resolve_config
 
 TINY_CONFIG = """\
 ocio_profile_version: 2

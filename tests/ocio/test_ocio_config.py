@@ -1,9 +1,9 @@
 import PyOpenColorIO as OCIO
 import pytest
 
-from ocio.config import (DEFAULT_CONFIG, WORKING_SPACE, colourspace_is_data, list_colorspaces,
+from bake_seq.ocio.config import (DEFAULT_CONFIG, WORKING_SPACE, colourspace_is_data, list_colorspaces,
                          resolve_colorspace, resolve_config)
-from ocio.errors import ColourError
+from bake_seq.ocio.errors import ColourError
 
 
 def test_error_is_one_line_with_problem_and_fix():

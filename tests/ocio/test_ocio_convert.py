@@ -8,8 +8,8 @@ import OpenImageIO as oiio
 import PyOpenColorIO as OCIO
 import pytest
 
-from ocio.config import DEFAULT_CONFIG, WORKING_SPACE
-from ocio.convert import convert
+from bake_seq.ocio.config import DEFAULT_CONFIG, WORKING_SPACE
+from bake_seq.ocio.convert import convert
 
 
 def plate(height=37, width=53, low=-0.5, high=8.0, seed=0):

@@ -3,8 +3,8 @@ import OpenImageIO as oiio
 import PyOpenColorIO as OCIO
 import pytest
 
-from ocio.config import guess_colorspace
-from ocio.errors import ColourError
+from bake_seq.ocio.config import guess_colorspace
+from bake_seq.ocio.errors import ColourError
 
 SRGB = "sRGB Encoded Rec.709 (sRGB)"
 

@@ -57,7 +57,7 @@ def test_a_new_operator_is_a_nuke_node(throwaway, monkeypatch):
 
 
 def test_a_new_operator_is_a_render_option_and_renders(throwaway, tmp_path):
-    from sequences.plate import write_plate
+    from bake_seq.sequences.plate import write_plate
 
     write_plate(str(tmp_path / "in" / "p.0001.png"), np.full((6, 8, 3), 0.3, np.float32),
                 channel_names=["R", "G", "B"], metadata={}, colorspace=None)
@@ -69,7 +69,7 @@ def test_a_new_operator_is_a_render_option_and_renders(throwaway, tmp_path):
     run = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "--test-levels" in run.stdout and "levels per channel" in run.stdout
-    from sequences.plate import read_plate
+    from bake_seq.sequences.plate import read_plate
     out = read_plate(str(tmp_path / "out" / "p.0001.png"), None).pixels
     np.testing.assert_allclose(out, 0.5, atol=1 / 65535)  # 0.3 posterised to 3 levels
 

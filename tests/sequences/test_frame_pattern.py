@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from sequences.errors import PlateError
-from sequences.pattern import FramePattern, format_frame_ranges, parse_frames, resolve_frames
+from bake_seq.sequences.errors import PlateError
+from bake_seq.sequences.pattern import FramePattern, format_frame_ranges, parse_frames, resolve_frames
 
 
 @pytest.mark.parametrize("text, prefix, padding, suffix", [

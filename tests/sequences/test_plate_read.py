@@ -2,8 +2,8 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from sequences.errors import PlateError
-from sequences.plate import read_header, read_plate
+from bake_seq.sequences.errors import PlateError
+from bake_seq.sequences.plate import read_header, read_plate
 
 RAMP = {8: np.arange(0, 256, 5), 10: np.array([0, 1, 383, 512, 700, 1022, 1023]),
         12: np.array([0, 1, 1000, 2048, 4094, 4095]), 16: np.array([0, 1, 24535, 65534, 65535])}
@@ -157,7 +157,7 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize("dtype, header_bits, depth", [(np.uint8, 8, None), (np.uint16, 10, None), (np.uint16, 16, 12),
                                                        (np.uint16, 12, None), (np.uint32, 32, None)])
 def test_normalising_codes_needs_no_float64_frame_and_gives_the_same_values(dtype, header_bits, depth):
-    from sequences.plate import Header, _normalise
+    from bake_seq.sequences.plate import Header, _normalise
 
     info = np.iinfo(dtype)
     rng = np.random.default_rng(header_bits)

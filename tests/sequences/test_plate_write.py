@@ -4,8 +4,8 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from sequences.errors import OutputError
-from sequences.plate import read_header, read_plate, write_plate
+from bake_seq.sequences.errors import OutputError
+from bake_seq.sequences.plate import read_header, read_plate, write_plate
 
 RGBA = ["R", "G", "B", "A"]
 TIMECODE = (0x01020304, 0)
@@ -212,7 +212,7 @@ def test_stale_partial_of_a_dead_process_is_cleared_live_one_kept(tmp_path):
     import socket
     import subprocess
 
-    from sequences.plate import _HOST, write_plate
+    from bake_seq.sequences.plate import _HOST, write_plate
 
     dead = subprocess.Popen(["true"])
     dead.wait()

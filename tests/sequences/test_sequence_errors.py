@@ -1,6 +1,6 @@
 import pickle
 
-from sequences.errors import OutputError, PlateError
+from bake_seq.sequences.errors import OutputError, PlateError
 
 
 def test_one_line_with_and_without_path():

@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from train.loop import Trainer
+from bake_seq.train.loop import Trainer
 
 
 def assert_resume_continues_exactly(config, tmp_path) -> None:

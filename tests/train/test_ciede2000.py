@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from train.ciede2000 import ciede2000, delta_e_srgb, srgb_to_lab
+from bake_seq.train.ciede2000 import ciede2000, delta_e_srgb, srgb_to_lab
 
 # (Lab 1, Lab 2, published CIEDE2000): pairs 1, 2, 3, 7, 17, 25, 26, 30, 33 of Sharma et al. (2005)
 SHARMA = [

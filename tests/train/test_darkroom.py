@@ -3,7 +3,7 @@ seeded reproducibility, and batching that changes nothing per sample."""
 import torch
 
 from bake_node.palette import srgb_to_oklabp
-from train import darkroom
+from bake_seq.train import darkroom
 
 
 def targets(n=4, size=24, seed=0):

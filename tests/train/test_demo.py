@@ -2,7 +2,7 @@
 import pytest
 from click.testing import CliRunner
 
-from sequences.plate import read_header
+from bake_seq.sequences.plate import read_header
 
 
 def test_demo(tmp_path, tiny_checkpoint):

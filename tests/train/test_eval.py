@@ -7,11 +7,11 @@ import OpenImageIO as oiio
 import torch
 from click.testing import CliRunner
 
-from train.ciede2000 import delta_e_srgb
-from train.evaluate import (PSNR_CAP, Case, clean_cases, degraded_cases, do_nothing, evaluate, grey_world,
+from bake_seq.train.ciede2000 import delta_e_srgb
+from bake_seq.train.evaluate import (PSNR_CAP, Case, clean_cases, degraded_cases, do_nothing, evaluate, grey_world,
                             markdown_table, psnr, score)
-from train.data import Image
-from train.grades import EVAL_FAMILIES
+from bake_seq.train.data import Image
+from bake_seq.train.grades import EVAL_FAMILIES
 
 
 def flat(rgb, size=8):

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from bake_node.palette import srgb_eotf
-from train import grades
-from train.data import seeded
+from bake_seq.train import grades
+from bake_seq.train.data import seeded
 
 
 def colourful(n=3, h=12, w=16, seed=0):

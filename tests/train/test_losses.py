@@ -4,7 +4,7 @@ import math
 import torch
 
 from bake_node.palette import MACBETH_OKLABP
-from train.losses import HEO_EPS, heo_loss, hyper_loss, hyper_projection
+from bake_seq.train.losses import HEO_EPS, heo_loss, hyper_loss, hyper_projection
 
 
 def heo(d: float) -> float:

@@ -8,9 +8,9 @@ from bake_node.checkpoint import load_checkpoint
 from bake_node.errors import SettingsError
 from bake_node.models.bakenet_global import BakeNetGlobal
 from bake_node.node import get_operator
-from train.config import CONFIG_DIR, TrainConfig, load_config
-from train.loop import Trainer
-from train.restore import GlobalTask, view
+from bake_seq.train.config import CONFIG_DIR, TrainConfig, load_config
+from bake_seq.train.loop import Trainer
+from bake_seq.train.restore import GlobalTask, view
 from tests.train.resume import assert_resume_continues_exactly
 from tests.train.test_train_loop import image_folder  # noqa: F401  (fixture)
 

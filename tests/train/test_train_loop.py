@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from bake_node.checkpoint import load_checkpoint
 from bake_node.errors import SettingsError
 from bake_node.palette import srgb_eotf
-from train.config import CONFIG_DIR, TrainConfig, load_config
-from train.data import downscale_factor, load_folder, reflect_pad
-from train.loop import Trainer
+from bake_seq.train.config import CONFIG_DIR, TrainConfig, load_config
+from bake_seq.train.data import downscale_factor, load_folder, reflect_pad
+from bake_seq.train.loop import Trainer
 from tests.train.resume import assert_resume_continues_exactly
 
 

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from bake_node.cli import cli, make_request
 from bake_node.node import get_operator
 from bake_node.render import load_frame, plan_render
-from sequences.manifest import read_record
+from bake_seq.sequences.manifest import read_record
 from tests.sequences.conftest import _write_raw as write_raw
 
 

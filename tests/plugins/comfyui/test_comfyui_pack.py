@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from bake_node.node import ENGINE_KNOBS, get_operator
-from ocio.config import WORKING_SPACE, resolve_config
-from ocio.convert import convert
-from sequences.errors import PlateError
-from sequences.plate import read_plate, write_plate
+from bake_seq.ocio.config import WORKING_SPACE, resolve_config
+from bake_seq.ocio.convert import convert
+from bake_seq.sequences.errors import PlateError
+from bake_seq.sequences.plate import read_plate, write_plate
 from tests.plugins.host_stand_ins import Interrupted
 
 FRAMES = (1001, 1002, 1003)

@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 import fileseq
 import pytest
 
-from plugins.farm import opencue_outline
-from plugins.farm.opencue_outline import frame_runs
+from bake_seq.plugins.farm import opencue_outline
+from bake_seq.plugins.farm.opencue_outline import frame_runs
 from tests.plugins.farm.conftest import REPO, assert_same_frames, bake, subprocess_env
 from tests.test_render_cli import png16_with_10bit_codes
 
@@ -175,7 +175,7 @@ def test_launches_when_a_cuebot_is_configured(tmp_path, bake_seq_exe, monkeypatc
 
 def test_without_pyoutline_the_script_and_its_values_are_still_written(tmp_path, bake_seq_exe, monkeypatch):
     monkeypatch.setitem(sys.modules, "outline", None)  # `import outline` raises ImportError
-    monkeypatch.delitem(sys.modules, "plugins.farm.opencue_job", raising=False)
+    monkeypatch.delitem(sys.modules, "bake_seq.plugins.farm.opencue_job", raising=False)
     monkeypatch.delenv("CUEBOT_HOSTS", raising=False)
     monkeypatch.chdir(tmp_path)
     plate = png16_with_10bit_codes(tmp_path / HOSTILE_NAMES["triple_double"], range(1, 3))

@@ -13,8 +13,8 @@ import yaml
 
 from bake_node.cli import render_cmd
 from bake_node.node import all_operators
-from ocio.config import DEFAULT_CONFIG
-from plugins.farm.task import SET_BY_JOB, default_exe
+from bake_seq.ocio.config import DEFAULT_CONFIG
+from bake_seq.plugins.farm.task import SET_BY_JOB, default_exe
 from tests.plugins.farm.conftest import assert_same_frames, bake, subprocess_env
 
 SRGB = "sRGB Encoded Rec.709 (sRGB)"
@@ -193,7 +193,7 @@ def test_openjd_chunks_apply_one_shot_correction_bit_identical_to_a_local_render
 
 @pytest.mark.skipif(not Path(OPENJD).exists(), reason="openjd-cli is not installed")
 def test_openjd_format_strings_in_user_values_stay_literal(tmp_path, bake_seq_exe, tiny_checkpoint):
-    from plugins.farm.openjd_bundle import check_template
+    from bake_seq.plugins.farm.openjd_bundle import check_template
     from tests.test_render_cli import png16_with_10bit_codes
 
     plate = png16_with_10bit_codes(tmp_path / "shot {{Session.WorkingDirectory}}", range(1001, 1003))

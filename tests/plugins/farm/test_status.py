@@ -3,7 +3,7 @@ import json
 import os
 
 from bake_node.commands.status import EXIT_INCOMPLETE
-from sequences.manifest import record_path
+from bake_seq.sequences.manifest import record_path
 from tests.conftest import make_checkpoint
 from tests.plugins.farm.conftest import bake
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from bake_node.cli import cli, map_path
 from bake_node.errors import EXIT_WRITE, RETRYABLE
-from ocio.config import DEFAULT_CONFIG
+from bake_seq.ocio.config import DEFAULT_CONFIG
 from tests.plugins.farm.conftest import assert_same_frames, bake
 
 

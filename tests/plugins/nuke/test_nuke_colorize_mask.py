@@ -4,7 +4,7 @@ import numpy as np
 
 from bake_node.cli import render_cmd
 from bake_node.operators.colorize import read_mask
-from sequences.plate import write_plate
+from bake_seq.sequences.plate import write_plate
 from tests.plugins.nuke.test_nuke_plugin import BAKE_SEQ, config  # noqa: F401  (fixture)
 
 
