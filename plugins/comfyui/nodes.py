@@ -85,8 +85,10 @@ class OperatorNode:
             op.analyse([first_frame + i for i in range(image.shape[0])], frame)
         frames = ((first_frame + i, frame(first_frame + i)) for i in range(image.shape[0]))
         masks = None
+        batch = None
         if mask_input is not None and op.accepts_mask:
-            batch = per_image_masks(mask_input, image)
+            batch = per_image_masks(mask_input, image, f"{op.label}'s mask_input")
+        if batch is not None:
             masks = lambda number: batch[number - first_frame]  # noqa: E731
         alphas = None
         if image.shape[-1] == 4:  # ComfyUI images with alpha: operators that use it get it per frame
@@ -104,16 +106,26 @@ class OperatorNode:
         return out, before_after(before, out)
 
 
-def per_image_masks(mask: torch.Tensor, image: torch.Tensor) -> np.ndarray:
-    """ComfyUI MASK ([B, H, W], [H, W] or [1, H, W] for all) -> float32 [B, H, W] for ``image``."""
+EMPTY_MASK = (64, 64)  # what ComfyUI's LoadImage returns for an image without alpha: all zeros
+
+
+def per_image_masks(mask: torch.Tensor, image: torch.Tensor, where: str) -> np.ndarray | None:
+    """ComfyUI MASK ([B, H, W], [H, W] or [1, H, W] for all) -> float32 [B, H, W] for ``image``,
+    or None for "no mask". ComfyUI's conventions: the 64x64 all-zero placeholder means no mask;
+    a mask of another size is resized to the image (bilinear, as ComfyUI's compositing nodes do).
+    ``where`` names the node input in errors."""
     mask = mask.reshape(-1, *mask.shape[-2:]).cpu().to(torch.float32)
-    if mask.shape[-2:] != image.shape[1:3]:
-        raise ValueError(f"mask {tuple(mask.shape[-2:])} and image {tuple(image.shape[1:3])} differ in size")
+    size = tuple(image.shape[1:3])
+    if tuple(mask.shape[-2:]) == EMPTY_MASK and size != EMPTY_MASK and not mask.any():
+        return None
+    if tuple(mask.shape[-2:]) != size:
+        mask = torch.nn.functional.interpolate(mask[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
     if mask.shape[0] == 1:
         mask = mask.expand(image.shape[0], -1, -1)
     if mask.shape[0] != image.shape[0]:
-        raise ValueError(f"{mask.shape[0]} masks for {image.shape[0]} images: give one per image or one for all")
-    return np.ascontiguousarray(mask.numpy())
+        raise ValueError(f"{where}: {mask.shape[0]} masks for {image.shape[0]} images — give one per image "
+                         "or one for all")
+    return np.ascontiguousarray(mask.clamp(0.0, 1.0).numpy())
 
 
 def operator_node(op: type[Operator]) -> type:
@@ -179,8 +191,11 @@ class LoadPlateSequence:
             raise PlateError(request.input, f"frames differ in size ({', '.join(map(str, sorted(sizes)))})",
                              "a batch needs one size: load the frames of each size separately")
         image = torch.from_numpy(np.stack([f.rgb for f in loaded]))
-        mask = torch.from_numpy(np.stack([1.0 - f.alpha if f.alpha is not None
-                                          else np.zeros(f.rgb.shape[:2], np.float32) for f in loaded]))
+        if all(f.alpha is None for f in loaded):  # ComfyUI's convention (LoadImage): the empty 64x64 mask
+            mask = torch.zeros((len(loaded), *EMPTY_MASK), dtype=torch.float32)
+        else:
+            mask = torch.from_numpy(np.stack([1.0 - f.alpha if f.alpha is not None
+                                              else np.zeros(f.rgb.shape[:2], np.float32) for f in loaded]))
         return image, mask.to(torch.float32), plan.frames[0], plan.input_colorspace.value
 
 
@@ -230,13 +245,11 @@ class SavePlateSequence:
 
     @staticmethod
     def _alpha(image, mask) -> np.ndarray | None:
-        if mask is None:
+        """Alpha to write: 1 - mask; none for ComfyUI's empty placeholder (an RGB plate stays RGB)."""
+        batch = None if mask is None else per_image_masks(mask, image, "Save Plate Sequence's mask")
+        if batch is None:
             return image[..., 3].cpu().numpy() if image.shape[-1] == 4 else None
-        mask = mask.reshape(-1, *mask.shape[-2:]).cpu()
-        if mask.shape[-2:] != image.shape[1:3]:
-            raise ValueError(f"mask {tuple(mask.shape[-2:])} and image {tuple(image.shape[1:3])} differ in size")
-        mask = mask.expand(image.shape[0], -1, -1) if mask.shape[0] == 1 else mask
-        return (1.0 - mask).numpy()
+        return 1.0 - batch
 
 
 def inside_output_folder(out: FramePattern, typed: str) -> None:

@@ -44,7 +44,13 @@ def test_mask_reaches_the_operator_per_frame(pack, comfy, checkpoint):
         assert not np.array_equal(expected, op.process(rgb, 7 + i))  # the mask made a difference
     one_for_all, _ = node.run(image=image, first_frame=7, mask_input=mask[:1], **inputs(checkpoint))
     np.testing.assert_array_equal(one_for_all[0].numpy(), out[0].numpy())
-    with pytest.raises(ValueError, match="differ in size"):
-        node.run(image=image, mask_input=torch.zeros(1, 8, 8), **inputs(checkpoint))
-    with pytest.raises(ValueError, match="3 masks for 2 images"):
+    # ComfyUI's conventions (issue 15): LoadImage's empty 64x64 mask means "no mask", another size
+    # is resized to the image (a full-size zero mask and no mask give the same result)
+    no_mask, _ = node.run(image=image, first_frame=7, **inputs(checkpoint))
+    placeholder, _ = node.run(image=image, first_frame=7, mask_input=torch.zeros(1, 64, 64), **inputs(checkpoint))
+    assert torch.equal(placeholder, no_mask)
+    resized, _ = node.run(image=image, first_frame=7, mask_input=torch.nn.functional.interpolate(
+        mask[:, None].float(), size=(8, 10), mode="nearest")[:, 0], **inputs(checkpoint))
+    assert resized.shape == out.shape
+    with pytest.raises(ValueError, match="mask_input: 3 masks for 2 images"):
         node.run(image=image, mask_input=torch.zeros(3, 32, 40), **inputs(checkpoint))

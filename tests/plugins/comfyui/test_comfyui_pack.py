@@ -124,7 +124,11 @@ def test_load_plate_sequence_png16_without_alpha_and_its_errors(pack, tmp_path):
     image, mask, first, space = load(str(folder / "####.png"))
     assert space == WORKING_SPACE and first == 1
     np.testing.assert_allclose(image[0].numpy(), codes / 65535.0, atol=1e-7)  # sRGB already: no conversion
-    assert torch.equal(mask, torch.zeros(2, 12, 16))
+    assert torch.equal(mask, torch.zeros(2, 64, 64))  # ComfyUI's LoadImage placeholder: no alpha, no mask
+    # wired into Save Plate Sequence as in the documented graph, an RGB plate stays RGB (issue 15)
+    save = pack.NODE_CLASS_MAPPINGS["BakeSeqSavePlateSequence"]().save
+    save(image, str(tmp_path / "rgb" / "####.png"), first, space, mask=mask)
+    assert read_plate(str(tmp_path / "rgb" / "0001.png"), None).pixels.shape[2] == 3
     with pytest.raises(PlateError, match="missing frames 3"):
         load(str(folder / "####.png"), frames="1-3")
 
