@@ -6,6 +6,8 @@ image borders): tile size changes results only by float rounding. fp32, determin
 """
 from __future__ import annotations
 
+import functools
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -30,6 +32,30 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise SettingsError(None, f"unknown device {name!r}", "use auto, cpu or cuda") from None
+
+
+@contextmanager
+def deterministic():
+    """bake-seq's settings for its own work only: a host (ComfyUI) gets its own back afterwards
+    (cudnn.benchmark and TF32 are its speed settings for every other node)."""
+    backends = torch.backends
+    saved = (backends.cudnn.benchmark, backends.cudnn.deterministic, backends.cuda.matmul.allow_tf32,
+             backends.cudnn.allow_tf32)
+    make_deterministic()
+    try:
+        yield
+    finally:
+        (backends.cudnn.benchmark, backends.cudnn.deterministic, backends.cuda.matmul.allow_tf32,
+         backends.cudnn.allow_tf32) = saved
+
+
+def deterministic_call(method):
+    """Decorator for an operator's compute methods: run them under ``deterministic()``."""
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        with deterministic():
+            return method(*args, **kwargs)
+    return wrapped
 
 
 def make_deterministic() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import LoadedCheckpoint, file_key, load_checkpoint
-from ..engine import auto_tile, make_deterministic, pick_device, run_tiled
+from ..engine import auto_tile, deterministic_call, pick_device, run_tiled
 from ..errors import CheckpointError, SettingsError
 from ..models.bakenet_fast import FastBakeNet
 from ..models.bakenet_global import BakeNetGlobal, thumbnail
@@ -104,7 +104,6 @@ class Bake(Operator):
         self.checkpoint = load_cached(path)
         self.settings["checkpoint"] = self.checkpoint.path
         self.device = pick_device(self.settings["device"])
-        make_deterministic()
         self.model = inference_model(self.checkpoint, self.device)
         self.halo = self.checkpoint.info.config.receptive_radius
         self.is_global = isinstance(self.model, BakeNetGlobal)
@@ -141,6 +140,7 @@ class Bake(Operator):
         first result: a shot/window mode whose correction is not given as a file."""
         return self.temporal != "frame" and not self.settings.get("grade")
 
+    @deterministic_call
     def analyse(self, frames: list[int], read) -> ShotGrade:
         """Estimate the shot's correction: every frame's grade (``read(n)`` gives frame n as
         working-space RGB), combined by the temporal mode. Only thumbnails are kept."""
@@ -182,6 +182,7 @@ class Bake(Operator):
         # Per tile, so no whole-frame float64 copies exist (bounded memory on 4K plates).
         return restore_srgb(self._run_model, srgb)
 
+    @deterministic_call
     def process(self, rgb: np.ndarray, frame: int) -> np.ndarray:
         if self.lut is not None:  # the LUT holds the whole per-pixel path, range policy included
             return self.lut.apply(rgb)

@@ -21,7 +21,7 @@ import torch
 from ..checkpoint import file_key
 from ..colorize_checkpoint import LoadedColorize, load_colorize
 from ..models.colorize import grey_lightness, model_input
-from ..engine import auto_tile, make_deterministic, pick_device, run_tiled
+from ..engine import auto_tile, deterministic_call, pick_device, run_tiled
 from ..errors import CheckpointError
 from ..node import Knob, Operator, register
 from ..palette import oklabp_to_srgb
@@ -102,7 +102,6 @@ class Colorize(Operator):
         self.checkpoint = load_cached(path)
         self.settings["colorize_checkpoint"] = self.checkpoint.path
         self.device = pick_device(self.settings["device"])
-        make_deterministic()
         self.model = self.checkpoint.model.to(self.device)
         config = self.checkpoint.info.config
         self.multiple, self.halo = config.multiple, config.halo
@@ -129,6 +128,7 @@ class Colorize(Operator):
         lab = self.model(x)[:, :3]
         return oklabp_to_srgb(lab.double()).float()  # per tile: no whole-frame float64 copies
 
+    @deterministic_call
     def process(self, rgb: np.ndarray, frame: int, mask: np.ndarray | None = None) -> np.ndarray:
         height, width = rgb.shape[:2]
         if mask is None and self.settings.get("mask"):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engine import make_deterministic, pick_device, run_blended
+from ..engine import deterministic_call, pick_device, run_blended
 from ..node import Knob, Operator, register
 from ..zoo import PRECISIONS, ZooModel, load_cached, placed, run_model
 
@@ -51,7 +51,6 @@ class Zoo(Operator):
         self.zoo: ZooModel = load_cached(self.settings.get("weights"))
         self.settings["weights"] = self.zoo.path
         self.device = pick_device(self.settings["device"])
-        make_deterministic()
         self.model = placed(self.zoo, self.device, self.settings["zoo_precision"])
         self.dtype = PRECISIONS[self.settings["zoo_precision"]]
         self.scale = self.zoo.scale
@@ -90,6 +89,7 @@ class Zoo(Operator):
             return image
         return F.interpolate(image, scale_factor=self.scale, mode=mode, align_corners=False)
 
+    @deterministic_call
     def process(self, rgb: np.ndarray, frame: int) -> np.ndarray:
         clamped = np.clip(rgb, 0.0, 1.0)
         result = self.run(torch.from_numpy(clamped).permute(2, 0, 1).unsqueeze(0))
@@ -101,6 +101,7 @@ class Zoo(Operator):
                     .permute(1, 2, 0).numpy()
         return out
 
+    @deterministic_call
     def process_alpha(self, alpha: np.ndarray, frame: int) -> np.ndarray:
         if self.settings["zoo_alpha"] == "model":
             grey = torch.from_numpy(np.clip(alpha, 0.0, 1.0)).expand(1, 3, *alpha.shape)

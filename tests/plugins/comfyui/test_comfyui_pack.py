@@ -203,3 +203,23 @@ def test_before_after_node(pack):
     assert torch.equal(side, torch.cat([before, after], dim=2))
     (split,) = compare(before, after, "split")
     assert torch.equal(split[:, :, :16], before[:, :, :16]) and torch.equal(split[:, :, 17:], after[:, :, 17:])
+
+
+def test_the_host_keeps_its_own_torch_settings(pack, comfy, tiny_checkpoint):
+    """Issue 15: bake-seq's determinism settings hold for its own work, then ComfyUI's come back."""
+    from bake_node.engine import deterministic
+
+    backends = torch.backends
+    host = (True, False, True, True)  # ComfyUI-style speed settings
+    (backends.cudnn.benchmark, backends.cudnn.deterministic, backends.cuda.matmul.allow_tf32,
+     backends.cudnn.allow_tf32) = host
+    try:
+        with deterministic():
+            assert (backends.cudnn.benchmark, backends.cudnn.deterministic, backends.cuda.matmul.allow_tf32,
+                    backends.cudnn.allow_tf32) == (False, True, False, False)
+        pack.NODE_CLASS_MAPPINGS["BakeSeqBake"]().run(image=random_images(), **bake_inputs(tiny_checkpoint))
+        assert (backends.cudnn.benchmark, backends.cudnn.deterministic, backends.cuda.matmul.allow_tf32,
+                backends.cudnn.allow_tf32) == host
+    finally:
+        (backends.cudnn.benchmark, backends.cudnn.deterministic, backends.cuda.matmul.allow_tf32,
+         backends.cudnn.allow_tf32) = (False, True, False, False)
