@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import threading
 
@@ -113,7 +114,7 @@ def render_command(config: dict, op: dict, values: dict, plate: str, frames: str
 
 def submit_command(config: dict, op: dict, values: dict, plate: str, frames: str) -> list[str]:
     """The hook for farm rendering: `bake-seq submit FARM <render arguments> [farm options]`."""
-    extra = (values.get("farm_args") or "").split()
+    extra = shlex.split(values.get("farm_args") or "", posix=os.name != "nt")  # quoted paths with spaces
     return [*config["command"], "submit", values.get("farm") or FARMS[0],
             *render_args(op, values, plate, frames), *extra]
 
@@ -124,11 +125,20 @@ def parse_progress(line: str) -> tuple[int, int] | None:
     return (int(match[2]), int(match[3])) if match else None
 
 
+NUKE_PYTHON_VARIABLES = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONNOUSERSITE")
+
+
+def outside_env() -> dict:
+    """The environment for bake-seq's own Python: Nuke's Python variables removed (Nuke's
+    PYTHONHOME can stop another Python from starting at all; its PYTHONPATH shadows packages)."""
+    return {k: v for k, v in os.environ.items() if k not in NUKE_PYTHON_VARIABLES}
+
+
 def run_command(command: list[str], on_progress=None, cancelled=None) -> tuple[int, list[str]]:
     """Run bake-seq, reporting progress; stop it when ``cancelled()`` turns true.
     Returns (exit code, last lines of its output)."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               bufsize=1)
+                               bufsize=1, env=outside_env())
     tail: list[str] = []
     for line in process.stdout:
         tail = (tail + [line.rstrip()])[-20:]
@@ -164,9 +174,28 @@ def frame_bounds(frames: str) -> tuple[int, int]:
 
 
 def read_plate(read) -> tuple[str, str]:
-    """(file pattern, frame range) of a Read node."""
+    """(file pattern, frame range) of a Read node, its path as Nuke reads it: expressions
+    evaluated (nuke.filename keeps the frame tokens), %V/%v the first view, a relative path
+    against the script's project directory."""
     first, last = int(read["first"].value()), int(read["last"].value())
-    return read["file"].value(), f"{first}-{last}"
+    return evaluated_path(read), f"{first}-{last}"
+
+
+def evaluated_path(read) -> str:
+    try:
+        import nuke
+    except ImportError:  # outside Nuke (tests of the pure helpers): the knob as typed
+        return read["file"].value()
+    path = nuke.filename(read) or read["file"].value()
+    views = nuke.views() if hasattr(nuke, "views") else []
+    if views:
+        path = path.replace("%V", views[0]).replace("%v", views[0][:1])
+    if not os.path.isabs(path):
+        root = nuke.root()
+        base = root["project_directory"].evaluate() if root.knob("project_directory") is not None else ""
+        base = base or os.path.dirname(root.name())
+        path = os.path.normpath(os.path.join(base, path))
+    return path
 
 
 # ---- Nuke glue: everything below needs the nuke module ------------------------------------
@@ -268,12 +297,23 @@ def _finished(node, code: int, tail: list[str], output: str, frames: str) -> Non
     read.setXYpos(node.xpos() + 120, node.ypos())
 
 
-def submit(node, config: dict | None = None) -> None:
-    """Hand the job to the farm submitter (`bake-seq submit`)."""
+def submit(node, config: dict | None = None, background: bool = True):
+    """Hand the job to the farm submitter (`bake-seq submit`) in a thread (it reads the plate to
+    estimate the shot's correction: seconds the UI must not freeze for); the answer comes as a
+    message on the main thread. Returns the thread (None with background=False)."""
     import nuke
 
     command = submit_command(*_job(node, config))
-    result = subprocess.run(command, capture_output=True, text=True)
-    text = (result.stdout + result.stderr).strip()
-    nuke.message(("submitted:\n" if result.returncode == 0 else f"bake-seq submit failed (exit {result.returncode}):\n")
-                 + "\n".join(text.splitlines()[-8:]))
+
+    def work():
+        result = subprocess.run(command, capture_output=True, text=True, env=outside_env())
+        text = (result.stdout + result.stderr).strip()
+        head = "submitted:\n" if result.returncode == 0 else f"bake-seq submit failed (exit {result.returncode}):\n"
+        nuke.executeInMainThread(nuke.message, args=(head + "\n".join(text.splitlines()[-8:]),))
+
+    if not background:
+        work()
+        return None
+    thread = threading.Thread(target=work, name="bake-seq submit", daemon=True)
+    thread.start()
+    return thread

@@ -16,6 +16,9 @@ class Knob:
     def value(self):
         return self.val
 
+    def evaluate(self):  # Nuke evaluates expressions; the stand-in's values have none
+        return self.val
+
     def setTooltip(self, text):
         self.tooltip = text
 
@@ -129,6 +132,28 @@ def createNode(cls, *args, **kwargs):
 
 nodes = types.SimpleNamespace(Read=_make("Read"), Input=_make("Input"), Output=_make("Output"),
                               Blur=_make("Blur"))
+
+
+VIEWS = ["main"]
+ROOT = Node("Root", project_directory="")
+CREATED.remove(ROOT)
+ROOT.setName("/scripts/untitled.nk")
+
+
+def filename(node):
+    """Nuke: the file knob with expressions evaluated and frame tokens kept. The stand-in turns
+    one TCL-style expression, [value root.shot], into the root's 'shot' knob."""
+    text = node["file"].value()
+    shot = ROOT.knob("shot")
+    return text.replace("[value root.shot]", shot.value()) if shot is not None else text
+
+
+def views():
+    return list(VIEWS)
+
+
+def root():
+    return ROOT
 
 
 def menu(name):

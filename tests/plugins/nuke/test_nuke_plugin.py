@@ -107,7 +107,9 @@ def test_small_pure_helpers(bake_nuke):
 
 def test_render_button_runs_bake_seq_with_progress_and_reads_the_result(bake_nuke, nuke, config, tmp_path,
                                                                        tiny_checkpoint, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    # Nuke's own Python variables would stop bake-seq's Python from starting (issue 15): not passed on
+    monkeypatch.setenv("PYTHONHOME", str(tmp_path / "nuke-python-home"))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "nuke-python-path"))
     node = bake_under_read(bake_nuke, nuke, config, plate(tmp_path / "shot"))
     node["checkpoint"].setValue(tiny_checkpoint)
     node["device"].setValue("cpu")
@@ -133,6 +135,23 @@ def test_submit_button_hands_the_job_to_the_farm_command(bake_nuke, nuke, config
     config = {**config, "command": [sys.executable, "-c", "import sys; print('ARGS', *sys.argv[1:])"]}
     node = bake_under_read(bake_nuke, nuke, config, "/plates/010/plate.####.exr", 1001, 1002)
     node["farm"].setValue("opencue")
-    bake_nuke.submit(node, config)
+    node["farm_args"].setValue('--write "/jobs/shot 010" --chunk 5')
+    thread = bake_nuke.submit(node, config)  # in a thread: the UI does not wait for the submitter
+    thread.join(timeout=60)
     assert nuke.MESSAGES[-1].startswith("submitted:")
+    assert "--write /jobs/shot 010 --chunk 5" in nuke.MESSAGES[-1]  # the quoted path stayed one argument
+    values = bake_nuke.node_values(node, bake_nuke.operator(config, "bake"))
+    assert bake_nuke.submit_command(config, bake_nuke.operator(config, "bake"), values, "/p/####.exr",
+                                    "1-2")[-4:] == ["--write", "/jobs/shot 010", "--chunk", "5"]
     assert "ARGS submit opencue /plates/010/plate.####.exr --op bake --frames 1001-1002" in nuke.MESSAGES[-1]
+
+
+def test_the_reads_path_is_evaluated_as_nuke_reads_it(bake_nuke, nuke, config):
+    nuke.ROOT.addKnob(nuke.Knob("shot"))
+    nuke.ROOT["shot"].setValue("sh010")
+    nuke.ROOT["project_directory"].setValue("/proj")
+    nuke.VIEWS[:] = ["left", "right"]
+    node = bake_under_read(bake_nuke, nuke, config, "[value root.shot]/plate.%V.####.exr", 1001, 1002)
+    plate_file, frames = bake_nuke.read_plate(bake_nuke.upstream_read(node))
+    assert (plate_file, frames) == ("/proj/sh010/plate.left.####.exr", "1001-1002")
+
