@@ -242,6 +242,30 @@ def make_request(input_pattern: str, **opts) -> RenderRequest:
         nan_policy=opts.get("nan_policy") or "error")
 
 
+def chunk_frames(layer: list[int], size: int, start: list[int] | None) -> list[int]:
+    """The ``size`` frames of ``layer`` from the chunk's first frame on. OpenCue fills only
+    #FRAME_START# reliably: Cuebots before mid-2024 fill #FRAME_END# as start + chunk - 1, which
+    overruns the last chunk and skips frames of stepped ranges, so bake-seq counts the chunk itself."""
+    from .errors import SettingsError
+
+    if not start or start[0] not in layer:
+        raise SettingsError(None, f"chunk start {start[0] if start else None} is not a frame of the layer "
+                            f"({len(layer)} frames)", "pass --frames FIRST with a frame of --chunk-of")
+    at = layer.index(start[0])
+    return layer[at:at + size]
+
+
+def use_farm_threads() -> None:
+    """OpenCue books cores for a task and says how many in $CUE_THREADS: torch (and OCIO's pool)
+    use that many instead of every core of the host. Results do not depend on it (README)."""
+    booked = os.environ.get("CUE_THREADS", "").strip()
+    if booked.isdigit() and int(booked) > 0:
+        import torch
+
+        torch.set_num_threads(int(booked))
+        os.environ["BAKE_SEQ_THREADS"] = booked
+
+
 class BakeGroup(click.Group):
     """Maps user errors from any layer to one line on stderr and a documented exit code."""
 
@@ -290,8 +314,12 @@ def cli():
               help="pixels with NaN/Inf: fail naming the frame, or set them to 0")
 @click.option("--json", "json_summary", is_flag=True, help="print a JSON summary on stdout at the end")
 @click.option("--quiet", "-q", is_flag=True, help="no progress output")
+@click.option("--chunk-of", "chunk_of", type=FramesType(), hidden=True,
+              help="farm tasks: the layer's frames; --frames then names only the chunk's first frame")
+@click.option("--chunk-size", "chunk_size", type=click.IntRange(1), hidden=True,
+              help="farm tasks: frames per chunk, counted in --chunk-of")
 @with_knobs
-def render_cmd(sequence, json_summary, quiet, **opts):
+def render_cmd(sequence, json_summary, quiet, chunk_of, chunk_size, **opts):
     """Render SEQUENCE (e.g. shot_010/####.dpx) through an operator into 16-bit frames.
 
     Frames already rendered with the same checkpoint and settings are skipped (resume);
@@ -300,6 +328,9 @@ def render_cmd(sequence, json_summary, quiet, **opts):
     from bake_seq.sequences.pattern import format_frame_ranges
 
     sequence, opts = map_paths(sequence, apply_config(opts))
+    if chunk_of:
+        opts["frames"] = chunk_frames(chunk_of, chunk_size or 1, opts.get("frames"))
+    use_farm_threads()
     request = make_request(sequence, **opts)
     plan = plan_render(request)
     check_output_folder(plan)

@@ -98,5 +98,7 @@ def _thread_pool() -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1), thread_name_prefix="ocio")
+            wanted = os.environ.get("BAKE_SEQ_THREADS", "")  # a farm's booking (OpenCue CUE_THREADS)
+            workers = int(wanted) if wanted.isdigit() and int(wanted) > 0 else min(8, os.cpu_count() or 1)
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="ocio")
         return _pool

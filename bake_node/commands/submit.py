@@ -93,6 +93,12 @@ def openjd(bundle, deadline_cloud, chunk, bake_seq_exe, name, accept_guess, sequ
     from bake_seq.plugins.farm.openjd_bundle import write_bundle
     from bake_seq.sequences.errors import OutputError
 
+    from bake_seq.plugins.farm.openjd_bundle import MAX_CHUNK
+
+    if chunk > MAX_CHUNK:
+        from ..errors import SettingsError
+        raise SettingsError(None, f"--chunk {chunk}: Deadline Cloud runs at most {MAX_CHUNK} frames per chunk",
+                            f"use --chunk {MAX_CHUNK} or less")
     job = planned_job(sequence, opts, chunk, bake_seq_exe, name, accept_guess)
     try:
         template, values = write_bundle(job, bundle, deadline_cloud)

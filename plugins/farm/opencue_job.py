@@ -7,8 +7,9 @@ DIR/opencue_job.json. Needs pyoutline (pip install opencue-pyoutline), not bake-
     python opencue_job.py --cuebot HOST     launch on HOST
     python opencue_job.py --spec            print the OpenCue job spec (XML) only; no Cuebot needed
     python opencue_job.py --job FILE        read the values from FILE instead
-Each task runs `bake-seq render ... --frames #FRAME_START#-#FRAME_END#` (the Cuebot fills in the
-chunk's frames); finished frames are skipped, so a retried task only renders what is missing.
+Each task runs `bake-seq render ... --frames #FRAME_START# --chunk-of RANGE --chunk-size N` (the
+Cuebot fills in the chunk's first frame; bake-seq counts the chunk, right on any Cuebot);
+finished frames are skipped, so a retried task only renders what is missing.
 
 This file is never generated: it is a copy of plugins/farm/opencue_job.py, the module bake-seq
 itself imports to launch or serialise the job. Every value of the job (paths, names, commands)

@@ -1,7 +1,8 @@
 """OpenCue: a pyoutline outline with one Shell layer per run of frames.
 
-Each layer covers its frames in chunks; OpenCue substitutes each chunk's first and last frame for
-#FRAME_START# and #FRAME_END#. A stepped run (1001-1100x2) keeps its step after the tokens, and
+Each layer covers its frames in chunks; OpenCue substitutes each chunk's first frame for
+#FRAME_START#, and the task counts its chunk in the layer's frames (--chunk-of, --chunk-size:
+right on any Cuebot, stepped runs included), and
 frames with gaps become several layers, so a task never renders a frame that was not asked for.
 
 The outline is built by one piece of code, opencue_job.py, which bake-seq imports to launch or
@@ -22,7 +23,7 @@ import fileseq
 
 from .task import FarmJob
 
-FRAME_TOKENS = "#FRAME_START#-#FRAME_END#"
+FRAME_START = "#FRAME_START#"
 
 
 def frame_runs(frames: list[int]) -> list[tuple[str, int]]:
@@ -40,9 +41,12 @@ def job_data(job: FarmJob, show: str | None = None, shot: str | None = None,
     runs = frame_runs(job.frames)
     layers = []
     for index, (frames, step) in enumerate(runs, 1):
-        token = FRAME_TOKENS + (f"x{step}" if step > 1 else "")
-        # RQD hands the command to a POSIX shell after substituting the tokens: quote every word.
-        command = shlex.join([job.exe, *job.render_args(token)])
+        # Only #FRAME_START# is trusted: older Cuebots fill #FRAME_END# as start + chunk - 1
+        # (overrunning the last chunk, skipping frames of stepped runs), so the task gets the
+        # layer's frames and the chunk size and counts its chunk itself. RQD hands the command to
+        # a POSIX shell after substituting the tokens: quote every word.
+        command = shlex.join([job.exe, *job.render_args(FRAME_START), "--chunk-of", frames,
+                              "--chunk-size", str(job.chunk)])
         layers.append({"name": "render" if len(runs) == 1 else f"render_{index}", "range": frames,
                        "chunk": job.chunk, "command": command})
     return {"plate": job.plate, "output": job.output,  # for people reading the file; not used

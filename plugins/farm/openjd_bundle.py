@@ -20,6 +20,9 @@ from bake_seq.sequences.pattern import format_frame_ranges
 from .task import FarmJob, Option
 
 
+MAX_CHUNK = 150  # Deadline Cloud runs at most 150 frames in one chunk
+
+
 def param_name(option: Option) -> str:
     return "".join(part.capitalize() for part in option.name.split("_"))  # ocio_config -> OcioConfig
 
@@ -75,7 +78,7 @@ def job_template(job: FarmJob) -> dict:
          "description": "output frame pattern inside OutputFolder"},
         {"name": "Frames", "type": "STRING", "default": values["Frames"],
          "description": "frames to render, e.g. 1001-1100 or 1001-1050,1060-1100"},
-        {"name": "ChunkSize", "type": "INT", "default": job.chunk, "minValue": 1,
+        {"name": "ChunkSize", "type": "INT", "default": job.chunk, "minValue": 1, "maxValue": MAX_CHUNK,
          "description": "frames per task (each task loads the model once)"},
     ]
     definitions += [{"name": name, "type": "STRING", "description": "a render option value kept verbatim"}

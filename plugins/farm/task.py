@@ -16,7 +16,7 @@ import click
 from click.core import ParameterSource
 
 # Set per task by the job itself; never copied from the submit command line.
-SET_BY_JOB = ("sequence", "output", "frames", "json_summary", "quiet")
+SET_BY_JOB = ("sequence", "output", "frames", "json_summary", "quiet", "chunk_of", "chunk_size")
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,10 @@ def plan_job(ctx: click.Context, render: click.Command, sequence: str, opts: dic
     if warning:
         click.echo(f"bake-seq: {warning}", err=True)
     options = given_options(ctx, render)
+    if plan.config_source.reason == "$OCIO" and not opts.get("ocio_config"):
+        # The nodes must convert with the config used here, not with whatever $OCIO they have.
+        source = plan.config_source.value
+        options += (Option("ocio_config", "--ocio", absolute(source), "://" not in source),)
     if get_operator(opts.get("op_name") or "bake").may_need_shot(opts):  # loads no model otherwise
         op = operator_for(opts)
         if op.needs_shot:

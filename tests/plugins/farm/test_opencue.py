@@ -36,7 +36,8 @@ def test_outline_serialised_without_cuebot_and_its_command_renders(tmp_path, pla
     spec = (tmp_path / "job" / "opencue_job.xml").read_text()
     [layer] = layers_of(spec)
     assert layer["range"] == "1001-1004" and layer["chunk"] == "2"
-    assert "--frames '#FRAME_START#-#FRAME_END#'" in layer["cmd"] and tiny_checkpoint in layer["cmd"]
+    assert "--frames '#FRAME_START#'" in layer["cmd"] and tiny_checkpoint in layer["cmd"]
+    assert "--chunk-of 1001-1004 --chunk-size 2" in layer["cmd"]  # the task counts its own chunk
     assert "<show>testing</show>" in spec and "<shot>sh010</shot>" in spec
 
     # The script on disk is a standalone pyoutline script: it prints the same spec by itself.
@@ -61,17 +62,25 @@ def test_gaps_and_steps_become_layers_that_render_only_asked_frames(tmp_path, pl
          "--bake-seq-exe", bake_seq_exe)
     layers = layers_of((tmp_path / "job" / "opencue_job.xml").read_text())
     assert [(layer["name"], layer["range"]) for layer in layers] == [("render_1", "1001-1002"), ("render_2", "1004")]
-    assert all("'#FRAME_START#-#FRAME_END#'" in layer["cmd"] for layer in layers)
+    assert ["--chunk-of 1001-1002" in layers[0]["cmd"], "--chunk-of 1004" in layers[1]["cmd"]] == [True, True]
 
 
-def test_step_is_kept_after_the_frame_tokens(tmp_path, bake_seq_exe, monkeypatch):
+def test_chunks_are_right_on_any_cuebot_stepped_and_last(tmp_path, bake_seq_exe, monkeypatch):
+    """Cuebots before mid-2024 fill #FRAME_END# as start + chunk - 1: with 1-5x2 in chunks of 2
+    that made the first task 1-2x2 (frame 3 skipped) and the last 5-6 (frame 6 missing: a failed
+    task). The command uses #FRAME_START# only and bake-seq counts the chunk in the layer's frames."""
     monkeypatch.delenv("CUEBOT_HOSTS", raising=False)
     plate = png16_with_10bit_codes(tmp_path / "p", range(1, 6))
-    bake("submit", "opencue", plate, "--frames", "1-5x2", "--write", tmp_path / "job",
-         "--bake-seq-exe", bake_seq_exe)
+    bake("submit", "opencue", plate, "--frames", "1-5x2", "--chunk", "2", "--write", tmp_path / "job",
+         "--bake-seq-exe", bake_seq_exe, "-o", tmp_path / "out" / "####.png", "--temporal", "frame")
     [layer] = layers_of((tmp_path / "job" / "opencue_job.xml").read_text())
     assert list(fileseq.FrameSet(layer["range"])) == [1, 3, 5]  # pyoutline may spell it 1,3,5
-    assert "'#FRAME_START#-#FRAME_END#x2'" in layer["cmd"]  # a chunk 1..5 renders 1,3,5 only
+    assert "#FRAME_END#" not in layer["cmd"]
+    for start, old_end in ((1, 2), (5, 6)):  # what an old Cuebot would put in #FRAME_END#
+        command = layer["cmd"].replace("#FRAME_START#", str(start)).replace("#FRAME_END#", str(old_end))
+        task = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, env=subprocess_env())
+        assert task.returncode == 0, task.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["0001.png", "0003.png", "0005.png"]
 
 
 # Issue 17 item 1: paths are data. A delivered folder may be named like Python (or shell) code;
@@ -129,13 +138,14 @@ def test_hostile_paths_are_never_run_and_reach_the_farm_unchanged(tmp_path, argv
     assert spec.find(".//service").text == hostile.split(",")[0].strip()  # pyoutline keeps the first
 
     # Round trip: the task's command, through a POSIX shell as RQD runs it, hands over the exact paths.
-    command = layer["cmd"].replace("#FRAME_START#", "1").replace("#FRAME_END#", "3")
+    command = layer["cmd"].replace("#FRAME_START#", "1")
     task = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, cwd=work)
     assert task.returncode == 0, task.stderr
-    args = json.loads(pathlib.Path("1-3.argv.json").read_text())
+    args = json.loads(pathlib.Path("1.argv.json").read_text())
     # one correction for the shot, estimated at submit and written beside the output (issue 14)
     [grade] = (tmp_path / f"out {hostile}" / ".bake-seq").glob("grade-*.json")
-    assert args == ["render", plate, "-o", output, "--frames", "1-3", "--grade", str(grade)]
+    assert args == ["render", plate, "-o", output, "--frames", "1", "--grade", str(grade),
+                    "--chunk-of", "1-3", "--chunk-size", "3"]
     assert no_marker(tmp_path)
 
     # The script holds no value of the job: it is the shipped module; the values are JSON beside it.
@@ -143,7 +153,8 @@ def test_hostile_paths_are_never_run_and_reach_the_farm_unchanged(tmp_path, argv
     values = json.loads((job / "opencue_job.json").read_text(encoding="ascii"))
     assert (values["plate"], values["output"], values["show"]) == (plate, output, hostile)
     assert shlex.split(values["layers"][0]["command"]) == [
-        argv_dump, "render", plate, "-o", output, "--frames", "#FRAME_START#-#FRAME_END#", "--grade", str(grade)]
+        argv_dump, "render", plate, "-o", output, "--frames", "#FRAME_START#", "--grade", str(grade),
+        "--chunk-of", "1-3", "--chunk-size", "3"]
 
 
 def test_launches_when_a_cuebot_is_configured(tmp_path, bake_seq_exe, monkeypatch):

@@ -208,3 +208,21 @@ def test_openjd_format_strings_in_user_values_stay_literal(tmp_path, bake_seq_ex
     assert args[args.index("--path-map") + 1] == path_map and args[1] == plate  # verbatim on the worker
     with pytest.raises(Exception, match="would be refused"):
         check_template({**template, "name": "{{ Param.Nope"})
+
+
+def test_the_submitting_machines_ocio_config_travels_with_the_job_and_chunks_fit_deadline(
+        tmp_path, plate, bake_seq_exe, monkeypatch):
+    config = tmp_path / "studio.ocio"
+    config.write_text(ocio_lib.Config.CreateFromFile(DEFAULT_CONFIG).serialize())
+    monkeypatch.setenv("OCIO", str(config))
+    bake("submit", "openjd", plate, "--bundle", tmp_path / "job", "--bake-seq-exe", bake_seq_exe, "-i", SRGB,
+         "--temporal", "frame")
+    template, values = load_bundle(tmp_path / "job")
+    assert values["OcioConfig"] == str(config)  # not whatever $OCIO the nodes have
+    _, args = task_args(template, values, "1001-1002")
+    assert args[args.index("--ocio") + 1] == str(config)
+    chunk = next(d for d in template["parameterDefinitions"] if d["name"] == "ChunkSize")
+    assert chunk["maxValue"] == 150
+    failed = bake("submit", "openjd", plate, "--bundle", tmp_path / "job2", "--bake-seq-exe", bake_seq_exe,
+                  "--chunk", "200", code=2)
+    assert "at most 150 frames per chunk" in failed.stderr and not (tmp_path / "job2").exists()

@@ -2,6 +2,7 @@
 overlapping chunks changes nothing that is done; failures say whether a retry can help; paths
 map across platforms; the log has lines a farm monitor can read."""
 import json
+import os
 import re
 import shutil
 
@@ -115,3 +116,15 @@ def test_ocio_config_identified_by_content_not_path(tmp_path, plate, tiny_checkp
     bake("render", *common, "--ocio", tmp_path / "linux" / "config.ocio", "-q")
     again = bake("render", *common, "--ocio", tmp_path / "windows" / "config.ocio")
     assert "(0 rendered, 1 already done)" in again.stderr
+
+
+def test_opencue_core_booking_is_followed(tmp_path, plate, tiny_checkpoint, monkeypatch):
+    """RQD says how many cores the task booked in $CUE_THREADS: torch uses that many, not the host's."""
+    import torch
+
+    monkeypatch.setenv("CUE_THREADS", "1")
+    monkeypatch.delenv("BAKE_SEQ_THREADS", raising=False)
+    torch.set_num_threads(2)
+    bake("render", plate, "-o", tmp_path / "o" / "####.png", "--frames", "1001", "--checkpoint", tiny_checkpoint)
+    assert torch.get_num_threads() == 1 and os.environ["BAKE_SEQ_THREADS"] == "1"
+    monkeypatch.delenv("BAKE_SEQ_THREADS")
