@@ -17,6 +17,7 @@ exact. The formulas are palette.py's, written with scriptable ops (tests hold th
 """
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from typing import List
@@ -105,31 +106,57 @@ def inference_module(model: BakeNet, tile: int = 512, range_policy: str = "prese
     return module.eval().requires_grad_(False)
 
 
-def export_torchscript(module: BakeForInference, path: str) -> None:
+CONTRACT_FILE = "bake_seq.json"  # TorchScript extra file / ONNX metadata key holding the contract
+
+
+def contract(module: BakeForInference, checkpoint_sha256: str, preset: str) -> dict:
+    """What whoever receives only the model file must know to feed it (embedded in the file)."""
+    from . import __version__
+
+    return {"bake_seq_version": __version__, "model_sha256": checkpoint_sha256, "preset": preset,
+            "input": "float32 N x 3 x H x W, RGB encoded as 'sRGB Encoded Rec.709 (sRGB)' (OCIO); "
+                     "values outside [0, 1] are allowed",
+            "output": "the same layout and colour space, restored",
+            "colour_space": "sRGB Encoded Rec.709 (sRGB)", "working_space": "OklabP",
+            "range_policy": "preserve" if module.preserve_range else "clip", "tile": int(module.tile),
+            "colour_maths": "float64" if module.float64_colour else "float32"}
+
+
+def export_torchscript(module: BakeForInference, path: str, about: dict | None = None) -> None:
     # torch 2.14 marks TorchScript deprecated, but it is what Nuke's Inference node (via
     # CatFileCreator) loads; the warning would only confuse users of `bake-seq export`.
+    extra = {CONTRACT_FILE: json.dumps(about or {}, indent=1)}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
         scripted = torch.jit.script(module)
-        _atomic(path, lambda tmp: torch.jit.save(scripted, tmp))
+        _atomic(path, lambda tmp: torch.jit.save(scripted, tmp, _extra_files=extra))
 
 
-def export_onnx(module: BakeForInference, path: str) -> None:
-    """ONNX (opset 18) with dynamic height and width, batch 1, float32 in and out. The graph runs
+def export_onnx(module: BakeForInference, path: str, about: dict | None = None) -> None:
+    """ONNX (opset 18) with dynamic batch, height and width, float32 in and out; the contract in
+    the model's metadata_props (key bake_seq.json, and one key per field). The graph runs
     the whole frame in one pass: tiling is the runtime's business there. Uses torch's
     TorchScript-based exporter (needs the ``onnx`` package): the dynamo exporter makes an
     equivalent graph but took ~6x longer here."""
     whole = BakeForInference(module.model, tile=0, preserve_range=bool(module.preserve_range),
                              float64_colour=module.float64_colour).eval()
-    axes = {2: "height", 3: "width"}
+    axes = {0: "batch", 2: "height", 3: "width"}
 
     def write(tmp: str) -> None:
+        import onnx
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # this exporter's deprecation notice, and tracer notes
-            torch.onnx.export(whole, (torch.rand(1, 3, 64, 64),), tmp, dynamo=False,
+            torch.onnx.export(whole, (torch.rand(2, 3, 64, 64),), tmp, dynamo=False,
                               opset_version=ONNX_OPSET, input_names=["image"],
                               output_names=["restored"],
                               dynamic_axes={"image": axes, "restored": axes})
+        graph = onnx.load(tmp)
+        told = {**(about or {}), "tile": 0}  # the ONNX graph runs the whole frame in one pass
+        fields = {CONTRACT_FILE: json.dumps(told), **{k: str(v) for k, v in told.items()}}
+        for key, value in fields.items():
+            graph.metadata_props.add(key=key, value=value)
+        onnx.save(graph, tmp)
 
     _atomic(path, write)
 

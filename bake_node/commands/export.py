@@ -37,7 +37,7 @@ def command(fmt, output, checkpoint, tile, range_policy, colour_maths):
     The file takes and returns one 1x3xHxW sRGB-encoded image; it is checked against the
     eager model before this command reports success.
     """
-    from ..export import export_onnx, export_torchscript, inference_module, verify
+    from ..export import contract, export_onnx, export_torchscript, inference_module, verify
     from ..errors import CheckpointError, SettingsError
     from ..operators.bake import default_checkpoint, load_cached
 
@@ -58,9 +58,9 @@ def command(fmt, output, checkpoint, tile, range_policy, colour_maths):
         except ImportError:
             raise SettingsError(None, "ONNX export needs the onnx package",
                                 "pip install 'bake-seq[export]' (or pip install onnx)") from None
-        export_onnx(module, output)
+        export_onnx(module, output, contract(module, loaded.sha256, loaded.info.preset))
     else:
-        export_torchscript(module, output)
+        export_torchscript(module, output, contract(module, loaded.sha256, loaded.info.preset))
     difference = verify(module, output, fmt)
     checked = "not checked (onnxruntime is not installed)" if difference is None else \
         f"max |file - eager| = {difference:.1e} on a 96x80 test image"

@@ -1,5 +1,7 @@
 """`bake-seq export`: TorchScript for Nuke's Inference node and ONNX, checked against the eager
 model and the Bake operator itself."""
+import json
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -46,6 +48,18 @@ def test_torchscript_reproduces_the_eager_model_and_the_operator(model, scripted
     rendered = op.process(x[0].permute(1, 2, 0).contiguous().numpy(), 1)
     assert np.abs(eager[0].permute(1, 2, 0).numpy() - rendered).max() <= TOLERANCE
     assert eager.max() > 1.0 and eager.min() < 0.0  # 'preserve' kept what clamping removed
+
+
+def test_torchscript_carries_its_contract(tiny_checkpoint, tmp_path):
+    path = tmp_path / "bake.pt"
+    result = CliRunner().invoke(cli, ["export", "--format", "torchscript", "-o", str(path), "--checkpoint",
+                                      tiny_checkpoint, "--tile", "256"])
+    assert result.exit_code == 0, result.output
+    extra = {"bake_seq.json": ""}
+    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    about = json.loads(extra["bake_seq.json"])
+    assert about["tile"] == 256 and about["input"].startswith("float32 N x 3 x H x W")
+    assert about["colour_space"] == "sRGB Encoded Rec.709 (sRGB)" and len(about["model_sha256"]) == 64
 
 
 def test_torchscript_meets_nukes_inference_contract(scripted):
@@ -103,8 +117,20 @@ def test_onnx_export_has_dynamic_size_and_onnxruntime_agrees(tmp_path, tiny_chec
     graph, session = onnx_export(tmp_path, tiny_checkpoint)
     assert graph.opset_import[0].version >= 17
     dims = [d.dim_param or d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
-    assert dims == [1, 3, "height", "width"]
+    assert dims == ["batch", 3, "height", "width"]
     assert worst_difference(session, inference_module(model, tile=0)) <= TOLERANCE
+    # batch > 1: each image as it would come out alone (issue 15)
+    batch = torch.cat([image(40, 48, seed=1), image(40, 48, seed=2)])
+    both = session.run(None, {"image": batch.numpy()})[0]
+    for i in range(2):
+        alone = session.run(None, {"image": batch[i:i + 1].numpy()})[0][0]
+        assert np.abs(both[i] - alone).max() <= 1e-6
+    # the contract travels inside the file (issue 15): whoever gets only the .onnx knows what to feed it
+    meta = {p.key: p.value for p in graph.metadata_props}
+    about = json.loads(meta["bake_seq.json"])
+    assert about["colour_space"] == "sRGB Encoded Rec.709 (sRGB)" and about["range_policy"] == "preserve"
+    assert len(about["model_sha256"]) == 64 and about["bake_seq_version"] and about["tile"] == 0 and meta["tile"] == "0"
+    assert meta["colour_space"] == "sRGB Encoded Rec.709 (sRGB)"
 
 
 def test_onnx_float32_colour_maths_has_no_float64(tmp_path, tiny_checkpoint, model):
