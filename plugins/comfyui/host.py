@@ -4,6 +4,7 @@ mapping from node-contract knobs to ComfyUI input types."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 from bake_node.node import Knob
 
@@ -51,6 +52,25 @@ def resolve(path: str, kind: str) -> str:
     path = os.path.expanduser(path.strip())
     base = folder(kind)
     return os.path.join(base, path) if base and not os.path.isabs(path) else path
+
+
+@contextmanager
+def in_node_words(node: str, words: dict[str, str]):
+    """Errors raised inside a node name what the user set there (the node's inputs), not the
+    command-line flags bake-seq's shared code names: '--input-colorspace' -> 'the colorspace input'."""
+    try:
+        yield
+    except Exception as exc:
+        text = str(exc)
+        for flag, said in sorted(words.items(), key=lambda item: -len(item[0])):  # longest first
+            text = text.replace(flag, said)
+        if text != str(exc):
+            exc.args = (f"{node}: {text}",)
+        raise
+
+
+def knob_words(knobs) -> dict[str, str]:
+    return {k.flag: f"the {k.name} input" for k in knobs}
 
 
 def knob_input(knob: Knob) -> tuple:

@@ -26,7 +26,11 @@ from bake_seq.sequences.errors import PlateError
 from bake_seq.sequences.pattern import FramePattern, parse_frames
 from bake_seq.sequences.plate import write_plate
 
-from .host import CATEGORY, each_frame, folder, knob_input, resolve
+from .host import CATEGORY, each_frame, folder, in_node_words, knob_input, knob_words, resolve
+
+LOAD_WORDS = {"--input-colorspace": "the colorspace input", "--frames": "the frames input",
+              "--skip-missing": "skip_missing", "--bit-depth": "the bit_depth input", "--ocio": "the ocio input",
+              "--nan-policy zero": "nan_policy zero", "--nan-policy": "the nan_policy input"}
 
 COMPARE_MODES = ("split", "side_by_side")
 MASK_INPUT = "mask_input"  # the optional MASK input of operators that accept a mask
@@ -79,6 +83,10 @@ class OperatorNode:
         return cls._prepared[1]
 
     def run(self, image, first_frame=1001, mask_input=None, **knobs):
+        with in_node_words(self.operator.label, knob_words(self.operator.all_knobs())):
+            return self._run(image, first_frame, mask_input, knobs)
+
+    def _run(self, image, first_frame, mask_input, knobs):
         op = self.prepared(self.operator.settings_from(knobs))
         frame = lambda number: np.ascontiguousarray(image[number - first_frame, :, :, :3].cpu().numpy())  # noqa: E731
         if op.needs_shot:  # a batch is a shot: one correction estimated from all of it (--temporal)
@@ -179,6 +187,10 @@ class LoadPlateSequence:
 
     def load(self, pattern, frames="", colorspace="", bit_depth="auto", ocio="", skip_missing=False,
              nan_policy="error"):
+        with in_node_words("Load Plate Sequence", LOAD_WORDS):
+            return self._load(pattern, frames, colorspace, bit_depth, ocio, skip_missing, nan_policy)
+
+    def _load(self, pattern, frames, colorspace, bit_depth, ocio, skip_missing, nan_policy):
         request = RenderRequest(
             input=resolve(pattern, "input"), frames=parse_frames(frames) if frames.strip() else None,
             skip_missing=skip_missing, bit_depth=None if bit_depth == "auto" else int(bit_depth),

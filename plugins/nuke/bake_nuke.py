@@ -278,7 +278,7 @@ def render(node, background: bool = True, config: dict | None = None) -> None:
     def work():
         code, tail = run_command(command, progress, task.isCancelled)
         if not task.isCancelled():  # frames written so far stay; Render again resumes
-            nuke.executeInMainThread(_finished, args=(node, code, tail, output, values.get("frames") or frames))
+            nuke.executeInMainThread(_finished, args=(node, code, tail, output, values.get("frames") or frames, op))
 
     if background:
         threading.Thread(target=work, name="bake-seq render", daemon=True).start()
@@ -286,11 +286,21 @@ def render(node, background: bool = True, config: dict | None = None) -> None:
         work()
 
 
-def _finished(node, code: int, tail: list[str], output: str, frames: str) -> None:
+def in_knob_words(text: str, op: dict) -> str:
+    """bake-seq's messages name command-line flags; on the node they name the knobs the user set."""
+    words = {knob["flag"]: f"the '{knob['name'].replace('_', ' ')}' knob" for knob in op["knobs"]}
+    words.update({"--" + spec["name"].replace("_", "-"): f"the '{spec['label']}' knob" for spec in RENDER_KNOBS})
+    for flag, said in sorted(words.items(), key=lambda item: -len(item[0])):
+        text = re.sub(re.escape(flag) + r"(?![\w-])", said, text)
+    return text
+
+
+def _finished(node, code: int, tail: list[str], output: str, frames: str, op: dict | None = None) -> None:
     import nuke
 
     if code != 0:
-        nuke.message(f"bake-seq render failed (exit {code}):\n" + "\n".join(tail[-5:]))
+        text = "\n".join(tail[-5:])
+        nuke.message(f"bake-seq render failed (exit {code}):\n" + (in_knob_words(text, op) if op else text))
         return
     first, last = frame_bounds(frames)
     read = nuke.nodes.Read(file=output, first=first, last=last)
@@ -303,11 +313,14 @@ def submit(node, config: dict | None = None, background: bool = True):
     message on the main thread. Returns the thread (None with background=False)."""
     import nuke
 
-    command = submit_command(*_job(node, config))
+    job = _job(node, config)
+    command = submit_command(*job)
 
     def work():
         result = subprocess.run(command, capture_output=True, text=True, env=outside_env())
         text = (result.stdout + result.stderr).strip()
+        if result.returncode != 0:
+            text = in_knob_words(text, job[1])
         head = "submitted:\n" if result.returncode == 0 else f"bake-seq submit failed (exit {result.returncode}):\n"
         nuke.executeInMainThread(nuke.message, args=(head + "\n".join(text.splitlines()[-8:]),))
 

@@ -223,3 +223,16 @@ def test_the_host_keeps_its_own_torch_settings(pack, comfy, tiny_checkpoint):
     finally:
         (backends.cudnn.benchmark, backends.cudnn.deterministic, backends.cuda.matmul.allow_tf32,
          backends.cudnn.allow_tf32) = (False, True, False, False)
+
+
+def test_node_errors_name_the_node_inputs(pack, tmp_path, tiny_checkpoint):
+    """Issue 15: not `unknown --input-colorspace 'X'` but the input the user set on the node."""
+    from bake_seq.ocio.errors import ColourError
+
+    pattern, _ = exr_plate(tmp_path / "plate")
+    with pytest.raises(ColourError, match="Load Plate Sequence: unknown the colorspace input 'Nope'"):
+        pack.NODE_CLASS_MAPPINGS["BakeSeqLoadPlateSequence"]().load(pattern, colorspace="Nope")
+    with pytest.raises(Exception, match="the checkpoint input") as failed:
+        pack.NODE_CLASS_MAPPINGS["BakeSeqBake"]().run(image=random_images(), **bake_inputs(str(tmp_path / "no.safetensors")))
+    assert "--checkpoint" not in str(failed.value)
+

@@ -123,6 +123,15 @@ def test_render_button_runs_bake_seq_with_progress_and_reads_the_result(bake_nuk
         str(tmp_path / "shot_bake" / "plate.####.png"), 1, 3)
 
 
+def test_errors_name_the_knobs_not_the_flags(bake_nuke, nuke, config):
+    failing = ("print(\"bake-seq: error: unknown --input-colorspace 'X' — did you mean ...; or lower --tile\"); "
+               "raise SystemExit(5)")
+    config = {**config, "command": [sys.executable, "-c", failing]}
+    bake_nuke.render(bake_under_read(bake_nuke, nuke, config, "/p/####.exr"), background=False, config=config)
+    assert "unknown the 'input colour space' knob 'X'" in nuke.MESSAGES[-1]
+    assert "lower the 'tile' knob" in nuke.MESSAGES[-1] and "--" not in nuke.MESSAGES[-1].split(":", 1)[1]
+
+
 def test_a_failed_render_says_why(bake_nuke, nuke, config):
     failing = "print('bake-seq: error: /m.safetensors: checkpoint file not found — check'); raise SystemExit(4)"
     config = {**config, "command": [sys.executable, "-c", failing]}
