@@ -23,8 +23,9 @@ from bake_node.render import BIT_DEPTHS, NAN_POLICIES, RenderRequest, load_frame
 from bake_seq.ocio.config import WORKING_SPACE, resolve_colorspace, resolve_config
 from bake_seq.ocio.convert import convert
 from bake_seq.sequences.errors import PlateError
+from bake_seq.sequences.metadata import resized_metadata
 from bake_seq.sequences.pattern import FramePattern, parse_frames
-from bake_seq.sequences.plate import write_plate
+from bake_seq.sequences.plate import read_header, write_plate
 
 from .host import CATEGORY, each_frame, folder, in_node_words, knob_input, knob_words, resolve
 
@@ -150,8 +151,8 @@ class LoadPlateSequence:
     """A plate sequence -> IMAGE batch in frame-number order (+ MASK from alpha), converted from
     the plate's colour space to sRGB the way `bake-seq render` reads it (one bit depth, OCIO)."""
 
-    RETURN_TYPES = ("IMAGE", "MASK", "INT", "STRING")
-    RETURN_NAMES = ("image", "mask", "first_frame", "colorspace")
+    RETURN_TYPES = ("IMAGE", "MASK", "INT", "STRING", "STRING")
+    RETURN_NAMES = ("image", "mask", "first_frame", "colorspace", "plate")
     FUNCTION = "load"
     CATEGORY = CATEGORY
 
@@ -208,7 +209,7 @@ class LoadPlateSequence:
         else:
             mask = torch.from_numpy(np.stack([1.0 - f.alpha if f.alpha is not None
                                               else np.zeros(f.rgb.shape[:2], np.float32) for f in loaded]))
-        return image, mask.to(torch.float32), plan.frames[0], plan.input_colorspace.value
+        return image, mask.to(torch.float32), plan.frames[0], plan.input_colorspace.value, str(plan.pattern)
 
 
 class SavePlateSequence:
@@ -234,11 +235,14 @@ class SavePlateSequence:
             },
             "optional": {
                 "mask": ("MASK", {"tooltip": "written as alpha = 1 - mask"}),
+                "plate": ("STRING", {"default": "", "forceInput": True,
+                                     "tooltip": "connect Load Plate Sequence's plate: each frame keeps the "
+                                                "metadata (timecode, keycode, ...) of the plate frame of its number"}),
                 "ocio": ("STRING", {"default": "", "tooltip": "OCIO config; blank: $OCIO, else the built-in studio config"}),
             },
         }
 
-    def save(self, image, pattern, first_frame, colorspace, mask=None, ocio=""):
+    def save(self, image, pattern, first_frame, colorspace, mask=None, ocio="", plate=""):
         config = resolve_config(ocio.strip() or None)[0]
         space = resolve_colorspace(config, colorspace.strip() or WORKING_SPACE, "colorspace")
         out = FramePattern.parse(resolve(pattern, "output"))
@@ -251,8 +255,9 @@ class SavePlateSequence:
             names = ["R", "G", "B"]
             if alpha is not None:
                 rgb, names = np.concatenate([rgb, alpha[i][:, :, None]], axis=2), names + ["A"]
-            write_plate(out.path(first_frame + i), rgb, channel_names=names, metadata={},
-                        colorspace=space, frame=first_frame + i)
+            write_plate(out.path(first_frame + i), rgb, channel_names=names,
+                        metadata=plate_metadata(plate, first_frame + i, rgb.shape), colorspace=space,
+                        frame=first_frame + i)
         return {"ui": {"text": [f"{image.shape[0]} frames -> {out}"]}, "result": (str(out),)}
 
     @staticmethod
@@ -262,6 +267,20 @@ class SavePlateSequence:
         if batch is None:
             return image[..., 3].cpu().numpy() if image.shape[-1] == 4 else None
         return 1.0 - batch
+
+
+def plate_metadata(plate: str, number: int, shape: tuple) -> dict:
+    """The metadata `bake-seq render` would carry for frame ``number`` of ``plate`` (timecode,
+    keycode, descriptions...): none without a plate, or for a frame the plate does not have."""
+    if not plate:
+        return {}
+    path = FramePattern.parse(plate).path(number)
+    if not os.path.isfile(path):
+        return {}
+    header = read_header(path)
+    if (header.height, header.width) != tuple(shape[:2]):  # a scaled result: sizes and windows change
+        return resized_metadata(header.metadata, shape[1] / header.width, shape[0] / header.height)
+    return header.metadata
 
 
 def inside_output_folder(out: FramePattern, typed: str) -> None:

@@ -59,7 +59,7 @@ def test_pack_follows_comfyui_conventions(pack):
     assert bake["range_policy"][0] == ["preserve", "clip"]
     assert bake["checkpoint"] == ("STRING", {"default": "", "tooltip": bake["checkpoint"][1]["tooltip"]})
     assert nodes["BakeSeqBake"].RETURN_TYPES == ("IMAGE", "IMAGE")
-    assert nodes["BakeSeqLoadPlateSequence"].RETURN_TYPES == ("IMAGE", "MASK", "INT", "STRING")
+    assert nodes["BakeSeqLoadPlateSequence"].RETURN_TYPES == ("IMAGE", "MASK", "INT", "STRING", "STRING")
     assert nodes["BakeSeqSavePlateSequence"].OUTPUT_NODE is True
 
 
@@ -98,7 +98,7 @@ def test_bake_node_passes_alpha_through(pack, tiny_checkpoint):
 
 def test_load_plate_sequence_gives_srgb_frames_in_frame_order_and_mask(pack, comfy, tmp_path):
     pattern, stored = exr_plate(tmp_path / "plate")
-    image, mask, first, space = pack.NODE_CLASS_MAPPINGS["BakeSeqLoadPlateSequence"]().load(pattern)
+    image, mask, first, space, _ = pack.NODE_CLASS_MAPPINGS["BakeSeqLoadPlateSequence"]().load(pattern)
     config = resolve_config(None)[0]
     assert (first, space, image.shape, mask.shape) == (1001, "ACEScg", (3, 20, 28, 3), (3, 20, 28))
     assert image.dtype == torch.float32 and mask.dtype == torch.float32
@@ -107,7 +107,7 @@ def test_load_plate_sequence_gives_srgb_frames_in_frame_order_and_mask(pack, com
         np.testing.assert_array_equal(image[i].numpy(), expected)
         np.testing.assert_array_equal(mask[i].numpy(), 1.0 - stored[n][:, :, 3])
     assert comfy.bars == [[3, 3]]
-    image, _, first, _ = pack.NODE_CLASS_MAPPINGS["BakeSeqLoadPlateSequence"]().load(pattern, frames="1002-1003")
+    image, _, first, _, _ = pack.NODE_CLASS_MAPPINGS["BakeSeqLoadPlateSequence"]().load(pattern, frames="1002-1003")
     assert first == 1002 and image.shape[0] == 2
 
 
@@ -121,7 +121,7 @@ def test_load_plate_sequence_png16_without_alpha_and_its_errors(pack, tmp_path):
         out.write_image(codes)
         out.close()
     load = pack.NODE_CLASS_MAPPINGS["BakeSeqLoadPlateSequence"]().load
-    image, mask, first, space = load(str(folder / "####.png"))
+    image, mask, first, space, _ = load(str(folder / "####.png"))
     assert space == WORKING_SPACE and first == 1
     np.testing.assert_allclose(image[0].numpy(), codes / 65535.0, atol=1e-7)  # sRGB already: no conversion
     assert torch.equal(mask, torch.zeros(2, 64, 64))  # ComfyUI's LoadImage placeholder: no alpha, no mask
@@ -135,7 +135,7 @@ def test_load_plate_sequence_png16_without_alpha_and_its_errors(pack, tmp_path):
 
 def test_save_plate_sequence_round_trips_a_plate(pack, comfy, tmp_path):
     pattern, stored = exr_plate(tmp_path / "plate")
-    image, mask, first, space = pack.NODE_CLASS_MAPPINGS["BakeSeqLoadPlateSequence"]().load(pattern)
+    image, mask, first, space, _ = pack.NODE_CLASS_MAPPINGS["BakeSeqLoadPlateSequence"]().load(pattern)
     comfy.bars.clear()
     out_pattern = str(tmp_path / "out" / "shot.####.exr")
     result = pack.NODE_CLASS_MAPPINGS["BakeSeqSavePlateSequence"]().save(
@@ -235,4 +235,22 @@ def test_node_errors_name_the_node_inputs(pack, tmp_path, tiny_checkpoint):
     with pytest.raises(Exception, match="the checkpoint input") as failed:
         pack.NODE_CLASS_MAPPINGS["BakeSeqBake"]().run(image=random_images(), **bake_inputs(str(tmp_path / "no.safetensors")))
     assert "--checkpoint" not in str(failed.value)
+
+
+def test_metadata_of_the_plate_reaches_saved_frames(pack, tmp_path):
+    """Issue 15: Load -> Save keeps timecode and the plate's tags, as `bake-seq render` does."""
+    from tests.test_render_cli import dpx10
+
+    plate = dpx10(tmp_path / "dpx", range(1001, 1003))  # DPX with SMPTE timecodes per frame
+    image, mask, first, space, source = pack.NODE_CLASS_MAPPINGS["BakeSeqLoadPlateSequence"]().load(
+        plate, colorspace="ADX10")
+    assert source == plate
+    save = pack.NODE_CLASS_MAPPINGS["BakeSeqSavePlateSequence"]().save
+    save(image, str(tmp_path / "out" / "####.dpx"), first, space, mask=mask, plate=source)
+    for n in (1001, 1002):
+        want = read_plate(plate.replace("####", str(n)), None).header.metadata["smpte:TimeCode"]
+        got = read_plate(str(tmp_path / "out" / f"{n}.dpx"), None).header.metadata["smpte:TimeCode"]
+        assert list(got) == list(want)
+    save(image, str(tmp_path / "bare" / "####.dpx"), first, space)  # without the plate: no timecode
+    assert "smpte:TimeCode" not in read_plate(str(tmp_path / "bare" / "1001.dpx"), None).header.metadata
 
