@@ -29,7 +29,8 @@ from bake_seq.sequences.plate import read_header, write_plate
 
 from .host import CATEGORY, each_frame, folder, in_node_words, knob_input, knob_words, resolve
 
-LOAD_WORDS = {"--input-colorspace": "the colorspace input", "--frames": "the frames input",
+LOAD_WORDS = {"unknown --input-colorspace": "unknown colour space in the colorspace input",
+              "--input-colorspace": "the colorspace input", "--frames": "the frames input",
               "--skip-missing": "skip_missing", "--bit-depth": "the bit_depth input", "--ocio": "the ocio input",
               "--nan-policy zero": "nan_policy zero", "--nan-policy": "the nan_policy input"}
 

@@ -230,7 +230,7 @@ def test_node_errors_name_the_node_inputs(pack, tmp_path, tiny_checkpoint):
     from bake_seq.ocio.errors import ColourError
 
     pattern, _ = exr_plate(tmp_path / "plate")
-    with pytest.raises(ColourError, match="Load Plate Sequence: unknown the colorspace input 'Nope'"):
+    with pytest.raises(ColourError, match="Load Plate Sequence: unknown colour space in the colorspace input 'Nope'"):
         pack.NODE_CLASS_MAPPINGS["BakeSeqLoadPlateSequence"]().load(pattern, colorspace="Nope")
     with pytest.raises(Exception, match="the checkpoint input") as failed:
         pack.NODE_CLASS_MAPPINGS["BakeSeqBake"]().run(image=random_images(), **bake_inputs(str(tmp_path / "no.safetensors")))
