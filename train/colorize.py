@@ -110,20 +110,25 @@ def network_method(model: torch.nn.Module, give_mask: bool, device="cpu"):
 
 def score(cases: list[DamageCase], method) -> dict:
     """SSIM (sRGB, mean over cases) over the frame and over the damaged pixels; CIEDE2000 over
-    all pixels and over the damaged pixels (pooled over cases)."""
-    frame_ssim, damage_ssim, de_all, de_damage = [], [], [], []
+    all pixels and over the damaged pixels (pooled over cases); the same per image
+    ("per_image"), because a colouriser must not make any one plate worse than its grey input."""
+    measured = []
     for case in cases:
         out = method(case).clamp(0.0, 1.0)
         smap = ssim_map(out[None].double(), case.clean[None].double())[0]
-        frame_ssim.append(float(smap.mean()))
-        damage_ssim.append(masked_mean(smap, case.mask[0]))
         de = delta_e_srgb(case.clean.permute(1, 2, 0), out.permute(1, 2, 0))
-        de_all.append(de.flatten().numpy())
-        de_damage.append(de[case.mask[0] > 0.5].numpy())
-    return {"ssim": float(np.mean(frame_ssim)), "ssim_damage": float(np.nanmean(damage_ssim)),
-            "de2000_mean": float(np.concatenate(de_all).mean()),
-            "de2000_damage": float(np.concatenate(de_damage).mean()) if sum(map(len, de_damage)) else float("nan"),
-            "cases": len(cases)}
+        measured.append((case.name.split("#")[0], float(smap.mean()), masked_mean(smap, case.mask[0]),
+                         de.flatten().numpy(), de[case.mask[0] > 0.5].numpy()))
+    images = list(dict.fromkeys(m[0] for m in measured))
+    return {**_pooled(measured), "cases": len(cases),
+            "per_image": {name: _pooled([m for m in measured if m[0] == name]) for name in images}}
+
+
+def _pooled(measured: list) -> dict:
+    de_damage = [m[4] for m in measured]
+    return {"ssim": float(np.mean([m[1] for m in measured])), "ssim_damage": float(np.nanmean([m[2] for m in measured])),
+            "de2000_mean": float(np.concatenate([m[3] for m in measured]).mean()),
+            "de2000_damage": float(np.concatenate(de_damage).mean()) if sum(map(len, de_damage)) else float("nan")}
 
 
 def markdown_table(results: dict) -> str:
@@ -133,6 +138,23 @@ def markdown_table(results: dict) -> str:
         lines.append(f"| {name} | {s['ssim']:.4f} | {s['ssim_damage']:.4f} | {s['de2000_mean']:.2f} | "
                      f"{s['de2000_damage']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def per_image_table(results: dict) -> str:
+    """CIEDE2000 and SSIM per image and method, and whether each method beats the first (the grey
+    input) on every image."""
+    methods = list(results)
+    images = list(results[methods[0]]["per_image"])
+    lines = ["| image | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+    for image in images:
+        cells = [f"{results[m]['per_image'][image]['de2000_mean']:.2f} / {results[m]['per_image'][image]['ssim']:.3f}"
+                 for m in methods]
+        lines.append(f"| {image} | " + " | ".join(cells) + " |")
+    grey = results[methods[0]]["per_image"]
+    beats = [f"{m}: {sum(results[m]['per_image'][i]['de2000_mean'] < grey[i]['de2000_mean'] for i in images)}"
+             f" of {len(images)}" for m in methods[1:]]
+    return ("\n".join(lines) + "\n\nCIEDE2000 / SSIM per image. Below the grey input's CIEDE2000 on: "
+            + "; ".join(beats) + ".\n")
 
 
 def run_eval(images: list[Image], methods: dict, cases_per_image: int = 4, seed: int = EVAL_SEED,

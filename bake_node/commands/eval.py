@@ -138,7 +138,8 @@ def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -
     import torch
 
     from bake_node.node import get_operator
-    from bake_seq.train.colorize import EVAL_SEED, grey_input, grey_lightness, grey_srgb, markdown_table, run_eval, telea
+    from bake_seq.train.colorize import (EVAL_SEED, grey_input, grey_lightness, grey_srgb, markdown_table,
+                                         per_image_table, run_eval, telea)
     from bake_seq.train.data import load_folder
 
     images = load_folder(data, downscale=downscale)
@@ -163,7 +164,7 @@ def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -
     report.update({"model": "colorize", "checkpoint": op.checkpoint.path, "checkpoint_sha256": op.checkpoint.sha256,
                    "preset": info.preset, "training_steps": info.training.get("steps"), "data": data,
                    "downscale": downscale})
-    table = markdown_table(report["results"])
+    table = markdown_table(report["results"]) + "\n" + per_image_table(report["results"])
     cover = report["mask_coverage"]
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

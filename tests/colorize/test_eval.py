@@ -68,7 +68,8 @@ def test_eval_command(tmp_path, colorize_checkpoint):
     folder = tmp_path / "holdout"
     folder.mkdir()
     rng = np.random.default_rng(2)
-    assert oiio.ImageBuf((rng.random((40, 48, 3)) * 255).astype(np.uint8)).write(str(folder / "a.png"))
+    for name in ("a", "b"):
+        assert oiio.ImageBuf((rng.random((40, 48, 3)) * 255).astype(np.uint8)).write(str(folder / f"{name}.png"))
     result = CliRunner().invoke(cli, ["eval", "--model", "colorize", "--data", str(folder), "--checkpoint",
                                       colorize_checkpoint, "--cases", "2", "--downscale", "1", "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
@@ -76,5 +77,11 @@ def test_eval_command(tmp_path, colorize_checkpoint):
     assert set(report["results"]) == {"grey input (damage left in)", "Telea inpainting, grey (true mask)",
                                       "model, true mask", "model, damage found by the model",
                                       "model's lightness only (grey), true mask"}
-    assert all(r["cases"] == 2 for r in report["results"].values())
-    assert "SSIM (damaged px)" in (tmp_path / "out" / "eval.md").read_text()
+    assert all(r["cases"] == 4 for r in report["results"].values())
+    # per image (issue 16: never worse than grey on any one plate), pooled the same way as overall
+    for result in report["results"].values():
+        assert set(result["per_image"]) == {"a", "b"}
+        assert min(v["ssim"] for v in result["per_image"].values()) <= result["ssim"] <= max(
+            v["ssim"] for v in result["per_image"].values())
+    text = (tmp_path / "out" / "eval.md").read_text()
+    assert "SSIM (damaged px)" in text and "| a |" in text and "Below the grey input's CIEDE2000 on:" in text
