@@ -43,10 +43,10 @@ def write_lut(path: str, values: np.ndarray, title: str, comments: list[str]) ->
         body = (f'TITLE "{title[:200]}"\n{head}LUT_3D_SIZE {size}\nDOMAIN_MIN 0 0 0\nDOMAIN_MAX 1 1 1\n'
                 + _numbers(_rows(values, size, red_fastest=True)))
     elif ext == ".spi3d":  # explicit lattice indices on every line
-        table = values.reshape(size, size, size, 3)
-        lines = [f"{r} {g} {b} {v[0]:.7f} {v[1]:.7f} {v[2]:.7f}" for r in range(size) for g in range(size)
-                 for b in range(size) for v in (table[r, g, b].astype(np.float64),)]
-        body = f"SPILUT 1.0\n3 3\n{size} {size} {size}\n" + "\n".join(lines) + "\n"
+        lattice = np.indices((size, size, size)).reshape(3, -1).T  # r, g, b; blue fastest
+        rows = _rows(values, size, red_fastest=False).astype(np.float64)
+        body = f"SPILUT 1.0\n3 3\n{size} {size} {size}\n" + "".join(
+            f"{r} {g} {b} {x:.7f} {y:.7f} {z:.7f}\n" for (r, g, b), (x, y, z) in zip(lattice, rows))
     elif ext == ".clf":  # blue changes fastest
         notes = "".join(f"  <Description>{escape(c)}</Description>\n" for c in comments)
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -315,6 +315,17 @@ class StageClock:
                 self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - start
 
 
+def replace_non_finite(path: str, pixels: np.ndarray, where: str, policy: str) -> None:
+    """NaN/Inf in H x W x C ``pixels``: a PlateError (policy "error") or set to 0 in place."""
+    bad = ~np.isfinite(pixels)
+    if not bad.any():
+        return
+    if policy == "error":
+        raise PlateError(path, f"has {int(bad.any(axis=2).sum())} pixels with NaN/Inf values{where}",
+                         "fix the plate upstream or pass --nan-policy zero")
+    pixels[bad] = 0.0
+
+
 def load_frame(plan: RenderPlan, number: int, clock: StageClock | None = None) -> LoadedFrame:
     clock = clock or StageClock()
     path = plan.pattern.path(number)
@@ -326,14 +337,9 @@ def load_frame(plan: RenderPlan, number: int, clock: StageClock | None = None) -
                          f"{plan.first.bits_per_sample}-bit (decided from frame {plan.frames[0]})",
                          "re-export the frame at the sequence's bit depth (one bit depth per sequence)")
     rgb, alpha = split_channels(plate.pixels, header)
-    for channels, bad in (("", ~np.isfinite(rgb)), (" in alpha", None if alpha is None else ~np.isfinite(alpha))):
-        if bad is None or not bad.any():
-            continue
-        if plan.request.nan_policy == "error":  # alpha too: it is written out as it came in
-            count = int(bad.any(axis=2).sum()) if bad.ndim == 3 else int(bad.sum())
-            raise PlateError(path, f"has {count} pixels with NaN/Inf values{channels}",
-                             "fix the plate upstream or pass --nan-policy zero")
-        (rgb if bad.ndim == 3 else alpha)[bad] = 0.0
+    replace_non_finite(path, rgb, "", plan.request.nan_policy)
+    if alpha is not None:  # alpha too: it is written out as it came in
+        replace_non_finite(path, alpha[:, :, None], " in alpha", plan.request.nan_policy)
     with clock.stage("colour_in"):
         rgb = convert(rgb, plan.config, plan.input_colorspace.value, WORKING_SPACE)
     return LoadedFrame(number, header, rgb, alpha)

@@ -95,15 +95,20 @@ def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, dev
     report.update({"checkpoint": op.checkpoint.path, "checkpoint_sha256": op.checkpoint.sha256,
                    "preset": op.checkpoint.info.preset, "precision": precision, "data": data, "downscale": downscale,
                    "crop": crop})
-    table = family_table(report["results"])
+    write_report(out, "eval", report, family_table(report["results"]),
+                 f"Checkpoint `{Path(op.checkpoint.path).name}` (preset {report['preset']}), images: "
+                 f"{', '.join(report['images'])}; {cases} fixed-seed degradations per image and family "
+                 f"(seed {report['seed']}), whole images.")
+
+
+def write_report(out: str, stem: str, report: dict, table: str, intro: str) -> None:
+    """OUT/<stem>.json (everything) and OUT/<stem>.md (``intro`` and the table); the table on stdout."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
-    (folder / "eval.md").write_text(f"Checkpoint `{Path(op.checkpoint.path).name}` (preset {report['preset']}), "
-                                    f"images: {', '.join(report['images'])}; {cases} fixed-seed degradations per "
-                                    f"image and family (seed {report['seed']}), whole images.\n\n{table}")
+    (folder / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (folder / f"{stem}.md").write_text(f"{intro}\n\n{table}")
     click.echo(table)
-    click.echo(f"wrote {folder / 'eval.json'} and {folder / 'eval.md'}", err=True)
+    click.echo(f"wrote {folder / f'{stem}.json'} and {folder / f'{stem}.md'}", err=True)
 
 
 def flicker_eval(data, checkpoint, out, seed, downscale, device, shot_frames, window) -> None:
@@ -122,16 +127,11 @@ def flicker_eval(data, checkpoint, out, seed, downscale, device, shot_frames, wi
     op = make_op("frame")
     report.update({"checkpoint": op.checkpoint.path, "checkpoint_sha256": op.checkpoint.sha256, "window": window,
                    "data": data})
-    table = flicker_table(report)
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "flicker.json").write_text(json.dumps(report, indent=2) + "\n")
-    (folder / "flicker.md").write_text(
-        f"Checkpoint `{Path(op.checkpoint.path).name}`, images: {', '.join(report['images'])}; one panning shot "
-        f"of {shot_frames} frames per image and family, grain sigma {report['grain']}, window {window}. "
-        f"Jitter: std over frames of the mean OklabP colour x 100; drift: the same of (result - clean frame); dE: CIEDE2000 to the clean frames.\n\n{table}")
-    click.echo(table)
-    click.echo(f"wrote {folder / 'flicker.json'} and {folder / 'flicker.md'}", err=True)
+    write_report(out, "flicker", report, flicker_table(report),
+                 f"Checkpoint `{Path(op.checkpoint.path).name}`, images: {', '.join(report['images'])}; one "
+                 f"panning shot of {shot_frames} frames per image and family, grain sigma {report['grain']}, "
+                 f"window {window}. Jitter: std over frames of the mean OklabP colour x 100; drift: the same "
+                 f"of (result - clean frame); dE: CIEDE2000 to the clean frames.")
 
 
 def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -> None:
@@ -164,14 +164,8 @@ def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -
     report.update({"model": "colorize", "checkpoint": op.checkpoint.path, "checkpoint_sha256": op.checkpoint.sha256,
                    "preset": info.preset, "training_steps": info.training.get("steps"), "data": data,
                    "downscale": downscale})
-    table = markdown_table(report["results"]) + "\n" + per_image_table(report["results"])
     cover = report["mask_coverage"]
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
-    (folder / "eval.md").write_text(
-        f"Checkpoint `{Path(op.checkpoint.path).name}` (colorize, preset {info.preset}), images: "
-        f"{', '.join(report['images'])}; {cases} fixed-seed damage masks each (seed {report['seed']}, "
-        f"coverage {cover['min']:.1%}-{cover['max']:.1%}, mean {cover['mean']:.1%}).\n\n{table}")
-    click.echo(table)
-    click.echo(f"wrote {folder / 'eval.json'} and {folder / 'eval.md'}", err=True)
+    write_report(out, "eval", report, markdown_table(report["results"]) + "\n" + per_image_table(report["results"]),
+                 f"Checkpoint `{Path(op.checkpoint.path).name}` (colorize, preset {info.preset}), images: "
+                 f"{', '.join(report['images'])}; {cases} fixed-seed damage masks each (seed {report['seed']}, "
+                 f"coverage {cover['min']:.1%}-{cover['max']:.1%}, mean {cover['mean']:.1%}).")

@@ -130,10 +130,11 @@ def check_template(template: dict) -> None:
 
 
 def write_bundle(job: FarmJob, folder: str, deadline_cloud: bool = False) -> list[str]:
-    check_template(job_template(job))
+    template = job_template(job)
+    check_template(template)
     os.makedirs(folder, exist_ok=True)
     written = []
-    for name, body in (("template.yaml", job_template(job)),
+    for name, body in (("template.yaml", template),
                        ("parameter_values.yaml", parameter_values(job, deadline_cloud))):
         path = os.path.join(folder, name)
         with open(path, "w", encoding="utf-8") as fh:

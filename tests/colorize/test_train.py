@@ -12,7 +12,7 @@ from bake_node.colorize_checkpoint import load_colorize
 from bake_node.errors import SettingsError
 from bake_seq.train.config import TrainConfig
 from bake_seq.train.loop import Trainer
-from tests.train.resume import assert_resume_continues_exactly
+from tests.train.resume import assert_resume_continues_exactly, fit_lowering_held_out_loss
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +61,7 @@ def test_loss_goes_down_and_checkpoints_render(colour_folder, tmp_path):
     run = tmp_path / "run"
     trainer = Trainer(tiny(colour_folder, run, steps=25, val_data=str(colour_folder), val_every=25,
                            val_crop=32, val_cases=1, sample_every=25), echo=lambda _: None)
-    held_out = [trainer.batch(k) for k in range(100, 103)]
-
-    def loss(model):
-        with torch.no_grad():
-            return sum(float(trainer.loss_fn(model(inp), target)) for inp, target in held_out)
-
-    before = loss(trainer.model)
-    summary = trainer.fit()
-    assert loss(trainer.model) < 0.9 * before
+    summary = fit_lowering_held_out_loss(trainer, 100, 3)
     loaded = load_colorize(run / "checkpoints" / "last" / "model.safetensors")
     assert loaded.info.preset == "tiny" and loaded.info.training["steps"] == 25
     best = load_colorize(run / "checkpoints" / "best" / "model.safetensors")

@@ -1,4 +1,5 @@
-"""One check for every training task: a run split by a resume equals an uninterrupted one."""
+"""Checks every training task shares: a run split by a resume equals an uninterrupted one, and
+fitting lowers the loss on held-out batches."""
 import json
 
 import torch
@@ -23,3 +24,22 @@ def assert_resume_continues_exactly(config, tmp_path) -> None:
     assert losses("split") == losses("whole")
     for a, b in zip(whole.ema.state_dict().values(), resumed.ema.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def fit_lowering_held_out_loss(trainer: Trainer, first: int, count: int, below: float = 0.9,
+                               models: tuple[str, ...] = ("model",)) -> dict:
+    """Fit ``trainer``; the loss of each of its ``models`` (attributes: model, ema) on batches
+    ``first`` .. ``first + count - 1`` (crops and degradations the run never draws) must fall
+    below ``below`` x the untrained model's. Returns the fit's summary."""
+    held_out = [trainer.batch(k) for k in range(first, first + count)]
+
+    def loss(model):
+        with torch.no_grad():
+            return sum(float(trainer.loss_fn(model(inp), target)) for inp, target in held_out)
+
+    before = loss(trainer.model)
+    summary = trainer.fit()
+    for name in models:
+        assert loss(getattr(trainer, name)) < below * before, name
+    return summary
+

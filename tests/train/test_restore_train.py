@@ -11,7 +11,7 @@ from bake_node.node import get_operator
 from bake_seq.train.config import CONFIG_DIR, TrainConfig, load_config
 from bake_seq.train.loop import Trainer
 from bake_seq.train.restore import GlobalTask, view
-from tests.train.resume import assert_resume_continues_exactly
+from tests.train.resume import assert_resume_continues_exactly, fit_lowering_held_out_loss
 from tests.train.test_train_loop import image_folder  # noqa: F401  (fixture)
 
 
@@ -50,15 +50,7 @@ def test_loss_goes_down_and_the_checkpoint_renders(image_folder, tmp_path):  # n
     run = tmp_path / "run"
     trainer = Trainer(tiny_global(image_folder, run, steps=30, val_data=str(image_folder), val_every=30,
                                   val_cases=1, families={"clean": 0.2, "fade": 0.8}), echo=lambda _: None)
-    held_out = [trainer.batch(k) for k in range(500, 504)]
-
-    def loss(model):
-        with torch.no_grad():
-            return sum(float(trainer.loss_fn(model(inp), target)) for inp, target in held_out)
-
-    before = loss(trainer.model)
-    summary = trainer.fit()
-    assert loss(trainer.model) < 0.9 * before
+    summary = fit_lowering_held_out_loss(trainer, 500, 4)
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     validation = [r for r in records if "val_de2000" in r]
     assert validation and {"val_clean", "val_fade"} <= set(validation[-1])

@@ -15,7 +15,7 @@ from bake_node.palette import srgb_eotf
 from bake_seq.train.config import CONFIG_DIR, TrainConfig, load_config
 from bake_seq.train.data import downscale_factor, load_folder, reflect_pad
 from bake_seq.train.loop import Trainer
-from tests.train.resume import assert_resume_continues_exactly
+from tests.train.resume import assert_resume_continues_exactly, fit_lowering_held_out_loss
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +61,7 @@ def test_images_load_from_any_format_into_srgb(image_folder):
 
 def test_loss_goes_down(image_folder, tmp_path):
     trainer = Trainer(tiny(image_folder, tmp_path / "run", steps=15), echo=lambda _: None)
-    held_out = [trainer.batch(k) for k in range(100, 104)]  # crops and degradations it never trains on
-
-    def loss(model):
-        with torch.no_grad():
-            return sum(float(trainer.loss_fn(model(inp), target)) for inp, target in held_out)
-
-    before = loss(trainer.model)
-    trainer.fit()
-    assert loss(trainer.model) < 0.85 * before
-    assert loss(trainer.ema) < 0.85 * before
+    fit_lowering_held_out_loss(trainer, 100, 4, below=0.85, models=("model", "ema"))
     # the EMA weights are a render-path checkpoint
     loaded = load_checkpoint(tmp_path / "run" / "checkpoints" / "last" / "model.safetensors")
     assert loaded.info.weights == "ema" and loaded.info.training["steps"] == 15
