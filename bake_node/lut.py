@@ -104,6 +104,11 @@ def open_lut(path: str) -> LutGrade:
     space, config_source = WORKING_SPACE, None
     beside = sidecar_path(path)
     if os.path.isfile(beside):
+        from .shot_grade import MAX_RECORD_BYTES
+
+        if os.path.getsize(beside) > MAX_RECORD_BYTES:  # a sidecar is a few kB; never read gigabytes
+            raise SettingsError(beside, f"LUT sidecar is larger than {MAX_RECORD_BYTES >> 20} MB",
+                                "fix or remove it (without one the LUT is taken as working-space)")
         try:
             with open(beside, encoding="utf-8") as fh:
                 about = json.load(fh)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bake_node.inpaint import telea_fill
 from bake_node.colorize_checkpoint import ColorizeInfo, save_colorize
 from bake_node.models.colorize import ColorizeNet, grey_lightness, model_input
 from bake_node.palette import oklabp_to_srgb, srgb_to_oklabp
@@ -47,10 +47,18 @@ def damaged_sample(lightness01: np.ndarray, rng: np.random.Generator, clean_frac
 
 # -- loss --------------------------------------------------------------------------------------
 def colorize_loss(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float = 1.0,
-                  mask_weight: float = 0.2) -> torch.Tensor:
-    """L1 on OklabP + ssim_weight x (1 - SSIM on sRGB) + mask_weight x BCE(damage logit, mask).
-    pred: the network's (N, 4, H, W); target: OklabP (3 channels) + the true mask."""
-    l1 = (pred[:, :3] - target[:, :3]).abs().mean()
+                  mask_weight: float = 0.2, chroma: str = "l1", ab_weight: float = 4.0) -> torch.Tensor:
+    """Colour term + ssim_weight x (1 - SSIM on sRGB) + mask_weight x BCE(damage logit, mask).
+    pred: the network's (N, 4, H, W); target: OklabP (3 channels) + the true mask.
+
+    Colour term: ``chroma="l1"``: L1 on the three OklabP channels (the median, issue 9);
+    ``chroma="l2"``: L1 on L + ab_weight x squared error on a/b, whose optimum is the
+    conditional *mean* of a/b: where the grey frame fits several colours the mean of them is
+    nearer neutral than any one, so an unsure prediction desaturates instead of committing."""
+    if chroma == "l2":
+        l1 = (pred[:, :1] - target[:, :1]).abs().mean() / 3 + ab_weight * (pred[:, 1:3] - target[:, 1:3]).square().mean()
+    else:
+        l1 = (pred[:, :3] - target[:, :3]).abs().mean()
     structure = 1.0 - ssim(oklabp_to_srgb(pred[:, :3]), oklabp_to_srgb(target[:, :3]))
     bce = F.binary_cross_entropy_with_logits(pred[:, 3], target[:, 3])
     return l1 + ssim_weight * structure + mask_weight * bce
@@ -90,11 +98,8 @@ def grey_input(case: DamageCase) -> torch.Tensor:
 
 def telea(case: DamageCase) -> torch.Tensor:
     """Baseline: OpenCV's Telea inpainting of the grey frame (radius 3 px) with the true mask,
-    replicated to RGB (no colour). Inpainted as 16-bit codes of Oklab lightness: OpenCV 5.0's
-    float32 path returns garbage (values far outside the input's range; tests/colorize)."""
-    codes = np.round(((case.lightness[0] + 1) / 2).clamp(0, 1).numpy() * 65535).astype(np.uint16)
-    mask = (case.mask[0].numpy() > 0.5).astype(np.uint8)
-    filled = cv2.inpaint(codes, mask, 3, cv2.INPAINT_TELEA).astype(np.float32) / 65535
+    replicated to RGB (no colour): bake_node.inpaint, the operator's fill=telea."""
+    filled = telea_fill(((case.lightness[0] + 1) / 2).numpy(), case.mask[0].numpy())
     return grey_srgb(torch.from_numpy(filled * 2 - 1)[None])
 
 
@@ -141,19 +146,21 @@ def markdown_table(results: dict) -> str:
 
 
 def per_image_table(results: dict) -> str:
-    """CIEDE2000 and SSIM per image and method, and whether each method beats the first (the grey
-    input) on every image."""
+    """CIEDE2000 and SSIM per image and method, over the frame and inside the damage, and on how
+    many images each method beats the first (the grey input)."""
     methods = list(results)
     images = list(results[methods[0]]["per_image"])
-    lines = ["| image | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
-    for image in images:
-        cells = [f"{results[m]['per_image'][image]['de2000_mean']:.2f} / {results[m]['per_image'][image]['ssim']:.3f}"
-                 for m in methods]
-        lines.append(f"| {image} | " + " | ".join(cells) + " |")
     grey = results[methods[0]]["per_image"]
+    text = []
+    for title, de, ss in (("whole frame", "de2000_mean", "ssim"), ("inside the damage", "de2000_damage", "ssim_damage")):
+        lines = [f"| image ({title}) | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+        for image in images:
+            cells = [f"{results[m]['per_image'][image][de]:.2f} / {results[m]['per_image'][image][ss]:.3f}" for m in methods]
+            lines.append(f"| {image} | " + " | ".join(cells) + " |")
+        text.append("\n".join(lines) + "\n")
     beats = [f"{m}: {sum(results[m]['per_image'][i]['de2000_mean'] < grey[i]['de2000_mean'] for i in images)}"
              f" of {len(images)}" for m in methods[1:]]
-    return ("\n".join(lines) + "\n\nCIEDE2000 / SSIM per image. Below the grey input's CIEDE2000 on: "
+    return ("\n".join(text) + "\nCIEDE2000 / SSIM per image. Whole-frame CIEDE2000 below the grey input's on: "
             + "; ".join(beats) + ".\n")
 
 
@@ -181,7 +188,8 @@ class ColorizeTask:
 
     def loss_fn(self):
         cfg = self.cfg
-        return lambda pred, target: colorize_loss(pred, target, cfg.ssim_weight, cfg.mask_weight)
+        chroma = "l2" if cfg.loss == "l2ab+ssim" else "l1"
+        return lambda pred, target: colorize_loss(pred, target, cfg.ssim_weight, cfg.mask_weight, chroma, cfg.ab_weight)
 
     def set_validation(self, images: list[Image]) -> list[DamageCase]:
         self.cases = damage_cases(images, self.cfg.val_cases, VAL_SEED, self.cfg.val_crop)

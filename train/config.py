@@ -19,7 +19,7 @@ from bake_node.models.bakenet_global import GlobalConfig
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # The models `bake-seq train --model` trains: their presets, losses and default preset/loss.
 MODEL_PRESETS = {"bakenet": {**PRESETS, **GLOBAL_PRESETS}, "colorize": colorize_model.PRESETS}
-MODEL_LOSSES = {"bakenet": ("heo", "hyper", "distance"), "colorize": ("l1+ssim",)}
+MODEL_LOSSES = {"bakenet": ("heo", "hyper", "distance"), "colorize": ("l1+ssim", "l2ab+ssim")}
 MODEL_DEFAULTS = {"bakenet": ("v5", "heo"), "colorize": ("small", "l1+ssim")}
 
 
@@ -33,6 +33,7 @@ class TrainConfig:
     input_colorspace: str | None = None  # default: guessed per file like `bake-seq render`
     bit_depth: int | None = None  # code range of integer images; default: each file's header
     downscale: str | int = "auto"  # auto = /2 (long side < 3840), /3 (>= 3840), /6 (>= 7680)
+    extra_downscale: list | None = None  # also train on a copy of every image down-scaled further by each factor
     crop: int = 256
     # model and loss
     model: str = "bakenet"  # bakenet (colour restoration) or colorize (greyscale + damage, issue 9)
@@ -40,10 +41,12 @@ class TrainConfig:
     dim: int | None = None  # override the preset's width/depth (the preset is then recorded as "custom");
     depth: int | None = None  # for colorize: dim = width at full resolution, depth = levels
     loss: str | None = None  # bakenet: heo = 3-ch HeoLoss (the reference v5 code, default), hyper = 96-ch
-    # projection; colorize: l1+ssim (L1 on OklabP + SSIM on sRGB + BCE on the damage head)
+    # projection; colorize: l1+ssim (L1 on OklabP + SSIM on sRGB + BCE on the damage head) or
+    # l2ab+ssim (the same with squared error on a/b: the conditional mean, desaturates when unsure)
     strength: float = 0.12  # darkroom strength s (bakenet)
     families: dict | None = None  # global preset: share of samples per degradation family (train/grades.py)
     ssim_weight: float = 1.0  # colorize: weight of 1 - SSIM
+    ab_weight: float = 4.0  # colorize, loss l2ab+ssim: weight of the squared a/b error
     mask_weight: float = 0.2  # colorize: weight of the damage head's BCE
     mask_given: float = 0.5  # colorize: share of samples whose mask is given (the rest: find the damage)
     clean_fraction: float = 0.1  # colorize: share of samples with no damage at all
@@ -85,7 +88,7 @@ class TrainConfig:
         if (self.loss == "distance") != (self.preset in GLOBAL_PRESETS) or self.loss not in MODEL_LOSSES[self.model]:
             raise SettingsError(None, f"unknown loss {self.loss!r}",
                                 ("use distance (per-pixel OklabP distance) for the global preset" if self.preset in GLOBAL_PRESETS
-                                 else "use heo (3-ch) or hyper (96-ch)") if self.model == "bakenet" else "use l1+ssim")
+                                 else "use heo (3-ch) or hyper (96-ch)") if self.model == "bakenet" else "use l1+ssim or l2ab+ssim")
         if self.families is not None:
             from .grades import FAMILIES
             if (not isinstance(self.families, dict) or set(self.families) - set(FAMILIES)
@@ -96,7 +99,14 @@ class TrainConfig:
         if self.downscale != "auto" and (not str(self.downscale).isdigit() or int(self.downscale) < 1):
             raise SettingsError(None, f"downscale {self.downscale!r} is not 'auto' or a whole factor >= 1",
                                 "use auto, 1 (off), 2, 3 ...")
+        if self.extra_downscale is not None and (not isinstance(self.extra_downscale, list) or not all(
+                isinstance(f, int) and not isinstance(f, bool) and f >= 2 for f in self.extra_downscale)):
+            raise SettingsError(None, f"extra_downscale {self.extra_downscale!r} is not a list of whole factors >= 2",
+                                "e.g. extra_downscale: [2]")
         self.model_config  # noqa: B018  (validates dim/depth now, not at the first step)
+        for name in ("ssim_weight", "mask_weight", "ab_weight"):
+            if not getattr(self, name) >= 0:
+                raise SettingsError(None, f"{name} must be a number >= 0", f"fix {name} in the config or flags")
         for name in ("crop", "batch", "accum"):
             if getattr(self, name) < 1:
                 raise SettingsError(None, f"{name} must be at least 1", f"fix {name} in the config or flags")

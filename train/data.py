@@ -94,6 +94,18 @@ def load_folder(folder: str, ocio: str | None = None, input_colorspace: str | No
     return [load_image(p, config, input_colorspace, bit_depth, downscale) for p in find_images(folder)]
 
 
+def with_smaller_copies(images: list[Image], factors) -> list[Image]:
+    """The images plus a Lanczos copy of each further down-scaled by every factor (scale
+    augmentation: the same photo seen at a smaller size, as a frame of another resolution shows it)."""
+    out = list(images)
+    for factor in factors or ():
+        for image in images:
+            small = resize_lanczos(np.ascontiguousarray(image.pixels.permute(1, 2, 0).numpy()), int(factor))
+            out.append(Image(f"{image.name}@1/{factor}",
+                             torch.from_numpy(np.clip(small, 0.0, 1.0)).permute(2, 0, 1).contiguous()))
+    return out
+
+
 def reflect_pad(image: torch.Tensor, size: int) -> torch.Tensor:
     """Pad (C, H, W) to at least size x size by mirroring; repeats for images under half the size."""
     while image.shape[1] < size or image.shape[2] < size:

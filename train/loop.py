@@ -34,7 +34,7 @@ from bake_node.palette import oklabp_to_srgb, srgb_to_oklabp
 
 from . import darkroom
 from .config import TrainConfig
-from .data import load_folder, sample_batch, seeded
+from .data import load_folder, sample_batch, seeded, with_smaller_copies
 from .evaluate import clean_cases, degraded_cases, model_method, score
 from .losses import make_loss
 from .report import plot_losses, save_grid
@@ -133,7 +133,8 @@ class Trainer:
         if not (cfg.steps or cfg.epochs):
             raise SettingsError(None, "the run has no length", "pass --steps N or --epochs N")
         self.task = make_task(cfg)
-        self.images = load_folder(cfg.data, cfg.ocio, cfg.input_colorspace, cfg.bit_depth, cfg.downscale)
+        self.images = with_smaller_copies(load_folder(cfg.data, cfg.ocio, cfg.input_colorspace, cfg.bit_depth,
+                                                      cfg.downscale), cfg.extra_downscale)
         val_images = (load_folder(cfg.val_data, cfg.ocio, cfg.input_colorspace, cfg.bit_depth, cfg.downscale)
                       if cfg.val_data else [])
         self.val_cases = self.task.set_validation(val_images)

@@ -143,13 +143,17 @@ def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -
     from bake_seq.train.data import load_folder
 
     images = load_folder(data, downscale=downscale)
-    op = get_operator("colorize")
-    op.prepare({"colorize_checkpoint": checkpoint, "device": device, "tile": 0, "detect_damage": True})
+    operators = {}
+    for fill in ("model", "telea"):
+        operators[fill] = get_operator("colorize")
+        operators[fill].prepare({"colorize_checkpoint": checkpoint, "device": device, "tile": 0,
+                                 "detect_damage": True, "fill": fill})
+    op = operators["model"]
 
-    def through_operator(give_mask: bool):
+    def through_operator(give_mask: bool, fill: str = "model"):
         def run(case):
             grey = case.grey.permute(1, 2, 0).contiguous().numpy()
-            result = op.process(grey, 0, mask=case.mask[0].numpy() if give_mask else None)
+            result = operators[fill].process(grey, 0, mask=case.mask[0].numpy() if give_mask else None)
             return torch.from_numpy(result).permute(2, 0, 1).clamp(0.0, 1.0)
         return run
 
@@ -158,6 +162,8 @@ def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -
 
     methods = {"grey input (damage left in)": grey_input, "Telea inpainting, grey (true mask)": telea,
                "model, true mask": through_operator(True), "model, damage found by the model": through_operator(False),
+               "model, true mask, fill=telea": through_operator(True, "telea"),
+               "model, damage found, fill=telea": through_operator(False, "telea"),
                "model's lightness only (grey), true mask": lightness_only(through_operator(True))}
     report = run_eval(images, methods, cases, EVAL_SEED if seed is None else seed, crop=crop)
     info = op.checkpoint.info

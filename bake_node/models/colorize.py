@@ -10,6 +10,9 @@ Output (N, 4, H, W):
          the network's inside it (so intact lightness is kept exactly)
     3    damage logit (trained with BCE against the synthetic masks)
 
+a and b are scaled by ``config.chroma``, a saturation calibrated after training (1 while
+training), so that an unsure prediction stays near neutral instead of a confident wrong colour.
+
 When no mask is given the damage used for the L composite is sigmoid(logit): soft while
 training (so the composite's loss reaches the mask head), thresholded at 0.5 in eval mode, so an
 intact pixel keeps its lightness bit for bit.
@@ -39,10 +42,16 @@ class ColorizeConfig:
     levels: int = 3  # 2x down-samplings; the bottleneck works at 1 / 2**levels
     convs: int = 2  # 3x3 convolutions per level
     slope: float = 0.2  # LeakyReLU
+    # Calibrated saturation: the predicted a/b are multiplied by this (1 = as trained). Chosen
+    # after training on held-out photos so that no photo comes back further from its colour
+    # original than its grey input (`python -m bake_seq.train.calibrate_colorize`).
+    chroma: float = 1.0
 
     def __post_init__(self):
         if self.width <= 0 or self.levels < 1 or self.convs < 1:
             raise ValueError(f"width, levels and convs must be positive, got {self}")
+        if not 0.0 <= self.chroma <= 2.0:  # also refuses NaN
+            raise ValueError(f"chroma must be within [0, 2], got {self.chroma}")
 
     @property
     def multiple(self) -> int:
@@ -78,6 +87,9 @@ PRESETS = {
     "small": ColorizeConfig(width=16, levels=3),
     # ~1.1 M parameters: the same design a step wider.
     "base": ColorizeConfig(width=24, levels=3),
+    # ~1.1 M parameters, one level deeper: 137 px receptive radius, so a frame of a few hundred
+    # pixels is seen nearly whole (sky, water and foliage told apart by where they are).
+    "context": ColorizeConfig(width=12, levels=4),
     # For tests.
     "tiny": ColorizeConfig(width=4, levels=2, convs=1),
 }
@@ -126,7 +138,7 @@ class ColorizeNet(nn.Module):
             found = (found > 0.5).to(x.dtype)
         damage = given * mask + (1.0 - given) * found
         lightness = grey + damage * (raw[:, 0:1] - grey)
-        return torch.cat([lightness, raw[:, 1:3], logit], dim=1)
+        return torch.cat([lightness, raw[:, 1:3] * self.config.chroma, logit], dim=1)
 
 
 def grey_lightness(srgb: torch.Tensor) -> torch.Tensor:

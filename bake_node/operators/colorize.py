@@ -8,6 +8,10 @@ lightness exactly; the network adds a and b everywhere and fills L inside the da
 Damage comes from, in this order: a mask handed to ``process`` (ComfyUI's MASK input), the
 ``mask`` knob (a frame pattern such as masks/####.png read per frame, or one file for every
 frame; white = damaged), or, with ``detect_damage`` on, the network's own damage head.
+
+``fill`` says where the lightness inside the damage comes from: ``model`` (the network's own
+repair) or ``telea`` (OpenCV's Telea inpainting of the grey frame, whole frame at once, under the
+network's colour). Either way the result does not depend on the tile size.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from ..colorize_checkpoint import LoadedColorize, load_colorize
 from ..models.colorize import grey_lightness, model_input
 from ..engine import auto_tile, deterministic_call, pick_device, run_tiled
 from ..errors import CheckpointError
+from ..inpaint import require_opencv, telea_fill
 from ..node import Knob, Operator, register
 from ..palette import oklabp_to_srgb
 
@@ -91,6 +96,9 @@ class Colorize(Operator):
              "per frame, or one file for every frame; blank: no mask (see detect_damage)"),
         Knob("detect_damage", bool, True, "without a mask, let the model find damage and repair it; "
              "off: colourise only and keep every pixel's lightness"),
+        Knob("fill", "choice", "model", "lightness inside the damage: model (the network's repair) or telea "
+             "(OpenCV's Telea inpainting under the network's colour; needs opencv-python-headless)",
+             choices=("model", "telea")),
     )
 
     def prepare(self, settings: dict) -> None:
@@ -106,11 +114,14 @@ class Colorize(Operator):
         config = self.checkpoint.info.config
         self.multiple, self.halo = config.multiple, config.halo
         self._lock = threading.Lock()
+        if self.settings["fill"] == "telea":
+            require_opencv()  # a missing OpenCV is one line now, not after the first frame's model pass
 
     def fingerprint(self) -> dict:
         # The mask *pattern* is part of it; edits to mask files are not seen (re-render with --overwrite).
         return {"op": self.name, "checkpoint_sha256": self.checkpoint.sha256, "preset": self.checkpoint.info.preset,
-                "mask": self.settings.get("mask") or None, "detect_damage": bool(self.settings["detect_damage"])}
+                "mask": self.settings.get("mask") or None, "detect_damage": bool(self.settings["detect_damage"]),
+                "fill": self.settings["fill"]}
 
     def check_frames(self, frames: list[int]) -> None:
         if self.settings.get("mask"):
@@ -128,6 +139,9 @@ class Colorize(Operator):
         lab = self.model(x)[:, :3]
         return oklabp_to_srgb(lab.double()).float()  # per tile: no whole-frame float64 copies
 
+    def _run_raw(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)  # OklabP + damage logit: the fill needs the whole frame's damage first
+
     @deterministic_call
     def process(self, rgb: np.ndarray, frame: int, mask: np.ndarray | None = None) -> np.ndarray:
         height, width = rgb.shape[:2]
@@ -141,6 +155,19 @@ class Colorize(Operator):
             x = model_input(lightness, None)
         else:  # "no damage here": colour only
             x = model_input(lightness, torch.zeros_like(lightness))
+        tile = self.tile_size(height, width)
         with self._lock:  # one model, one frame at a time
-            result = run_tiled(self._run, x, self.tile_size(height, width), self.halo, self.device, self.on_tile)
-        return np.ascontiguousarray(result[0].permute(1, 2, 0).numpy())
+            if self.settings["fill"] == "model":
+                result = run_tiled(self._run, x, tile, self.halo, self.device, self.on_tile)
+                return np.ascontiguousarray(result[0].permute(1, 2, 0).numpy())
+            raw = run_tiled(self._run_raw, x, tile, self.halo, self.device, self.on_tile)
+        # The damage the model's lightness was composited with: the given mask, or the damage head.
+        damage = x[0, 1] if float(x[0, 2, 0, 0]) > 0.5 else (raw[0, 3] > 0).float()
+        filled = telea_fill(((lightness[0, 0] + 1) / 2).numpy(), damage.numpy())
+        lab = raw[:, :3].contiguous()
+        lab[0, 0] = torch.where(damage > 0.5, torch.from_numpy(filled) * 2 - 1, lightness[0, 0])
+        out = np.empty((height, width, 3), np.float32)
+        for top in range(0, height, 256):  # rows at a time: no whole-frame float64 copy
+            rows = oklabp_to_srgb(lab[:, :, top:top + 256].double()).float()
+            out[top:top + 256] = rows[0].permute(1, 2, 0).numpy()
+        return out

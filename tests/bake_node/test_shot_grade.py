@@ -149,3 +149,17 @@ def test_per_pixel_presets_work_frame_by_frame(tmp_path, tiny_checkpoint):
     bake("render", plate, "-o", tmp_path / "auto", "--checkpoint", tiny_checkpoint, "-q")  # auto = frame here
     failed = bake("render", plate, "-o", tmp_path / "x", "--checkpoint", tiny_checkpoint, "--temporal", "shot", code=2)
     assert "needs the global BakeNet" in failed.stderr and failed.stderr.count("\n") == 1
+
+
+def test_an_oversized_lut_sidecar_is_refused_unread(tmp_path, monkeypatch):
+    import bake_node.shot_grade
+    from bake_node.errors import SettingsError
+    from bake_node.lut import open_lut
+
+    lut = tmp_path / "x.cube"
+    lut.write_text("LUT_3D_SIZE 2\n" + "0 0 0\n1 0 0\n0 1 0\n1 1 0\n0 0 1\n1 0 1\n0 1 1\n1 1 1\n")
+    assert open_lut(str(lut)).colorspace  # no sidecar: the working space
+    (tmp_path / "x.cube.json").write_text(json.dumps({"lut_colorspace": "ACEScg", "pad": "x" * 4000}))
+    monkeypatch.setattr(bake_node.shot_grade, "MAX_RECORD_BYTES", 1024)
+    with pytest.raises(SettingsError, match="sidecar is larger than"):
+        open_lut(str(lut))

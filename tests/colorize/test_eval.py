@@ -76,6 +76,7 @@ def test_eval_command(tmp_path, colorize_checkpoint):
     report = json.loads((tmp_path / "out" / "eval.json").read_text())
     assert set(report["results"]) == {"grey input (damage left in)", "Telea inpainting, grey (true mask)",
                                       "model, true mask", "model, damage found by the model",
+                                      "model, true mask, fill=telea", "model, damage found, fill=telea",
                                       "model's lightness only (grey), true mask"}
     assert all(r["cases"] == 4 for r in report["results"].values())
     # per image (issue 16: never worse than grey on any one plate), pooled the same way as overall
@@ -84,4 +85,10 @@ def test_eval_command(tmp_path, colorize_checkpoint):
         assert min(v["ssim"] for v in result["per_image"].values()) <= result["ssim"] <= max(
             v["ssim"] for v in result["per_image"].values())
     text = (tmp_path / "out" / "eval.md").read_text()
-    assert "SSIM (damaged px)" in text and "| a |" in text and "Below the grey input's CIEDE2000 on:" in text
+    assert "SSIM (damaged px)" in text and "| a |" in text and "CIEDE2000 below the grey input's on:" in text
+    assert "| image (inside the damage) |" in text
+    # fill=telea puts Telea's lightness under the model's colour: inside the damage its lightness
+    # is the Telea baseline's (to 16-bit codes), so its grey version scores like the baseline there
+    telea_fill, baseline = report["results"]["model, true mask, fill=telea"], report["results"]["Telea inpainting, grey (true mask)"]
+    assert telea_fill["ssim_damage"] != report["results"]["model, true mask"]["ssim_damage"]
+    assert baseline["ssim_damage"] > 0

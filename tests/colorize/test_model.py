@@ -71,8 +71,8 @@ def test_operator_is_deterministic_and_tile_invariant(colorize_checkpoint):
     rgb = np.ascontiguousarray(grey_frames(70, 90, 1)[0][..., :3])
     mask = np.zeros(rgb.shape[:2], np.float32)
     mask[10:30, 40:70] = 1
-    for m in (None, mask):
-        op.settings["tile"] = 0
+    for m, fill in ((None, "model"), (mask, "model"), (None, "telea"), (mask, "telea")):
+        op.settings["tile"], op.settings["fill"] = 0, fill
         whole = op.process(rgb, 1, mask=m)
         assert whole.shape == rgb.shape and whole.dtype == np.float32
         assert np.array_equal(whole, op.process(rgb, 1, mask=m))
@@ -80,7 +80,7 @@ def test_operator_is_deterministic_and_tile_invariant(colorize_checkpoint):
         for tile in (16, 30, 48):  # 30 is rounded down to 28 (a multiple of 4)
             op.settings["tile"] = tile
             np.testing.assert_allclose(op.process(rgb, 1, mask=m), whole, atol=2e-6)
-    op.settings["tile"] = 46
+    op.settings["tile"], op.settings["fill"] = 46, "model"
     assert op.tile_size(70, 90) == 44 and operator(colorize_checkpoint, tile=0).tile_size(70, 90) == 0
 
 
@@ -102,3 +102,62 @@ def test_colour_only_keeps_every_lightness(tmp_path):
         return srgb_to_oklabp(torch.from_numpy(a).double().permute(2, 0, 1)[None])[0, 0]
     assert out.std(axis=2).mean() > 1e-4
     assert (lightness(out) - lightness(rgb)).abs().max() < 1e-5
+
+
+def _oklab_l(a):
+    from bake_node.palette import srgb_to_oklabp
+    return srgb_to_oklabp(torch.from_numpy(a).double().permute(2, 0, 1)[None])[0, 0]
+
+
+def test_telea_fill_puts_classical_lightness_under_the_model_colour(gentle_checkpoint):
+    from bake_node.inpaint import telea_fill
+
+    rgb = np.ascontiguousarray(grey_frames(48, 64, 1)[0][..., :3])
+    mask = np.zeros(rgb.shape[:2], np.float32)
+    mask[12:30, 20:44] = 1
+    model_fill, telea = (operator(gentle_checkpoint, fill=f).process(rgb, 1, mask=mask) for f in ("model", "telea"))
+    inside, lightness = mask > 0.5, _oklab_l(rgb)
+    expected = torch.from_numpy(telea_fill(((lightness + 1) / 2).float().numpy(), mask)).double() * 2 - 1
+    got = _oklab_l(telea)
+    assert (got[inside] - expected[inside]).abs().max() < 1e-4  # Telea's lightness inside the damage
+    assert (got[~inside] - lightness[~inside]).abs().max() < 1e-4  # the plate's outside it
+    assert (_oklab_l(model_fill)[inside] - expected[inside]).abs().mean() > 1e-3  # the network's fill differs
+    # the colour is the network's either way (a/b equal outside the damage)
+    from bake_node.palette import srgb_to_oklabp
+    ab = [srgb_to_oklabp(torch.from_numpy(x).double().permute(2, 0, 1)[None])[0, 1:] for x in (model_fill, telea)]
+    assert (ab[0][:, ~inside] - ab[1][:, ~inside]).abs().max() < 1e-4
+    fingerprints = {operator(gentle_checkpoint, fill=f).fingerprint()["fill"] for f in ("model", "telea")}
+    assert fingerprints == {"model", "telea"}
+
+
+def test_telea_fill_without_opencv_is_one_line(gentle_checkpoint, monkeypatch):
+    import sys
+
+    from bake_node.errors import SettingsError
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 -> ImportError
+    with pytest.raises(SettingsError, match="opencv-python-headless"):
+        operator(gentle_checkpoint, fill="telea")
+    operator(gentle_checkpoint, fill="model")  # the network's own fill needs no OpenCV
+
+
+def test_chroma_scales_the_colour_and_is_checked(tmp_path):
+    from dataclasses import replace
+
+    from bake_node.colorize_checkpoint import ColorizeInfo, load_colorize, save_colorize
+
+    x = torch.rand(1, 3, 16, 24)
+    x[:, 2] = 1
+    torch.manual_seed(3)
+    model = ColorizeNet(TINY).eval()
+    full = model(x)
+    for chroma in (0.0, 0.4):
+        model.config = replace(TINY, chroma=chroma)
+        out = model(x)
+        assert torch.equal(out[:, [0, 3]], full[:, [0, 3]])  # lightness and damage head untouched
+        torch.testing.assert_close(out[:, 1:3], full[:, 1:3] * chroma)
+    save_colorize(tmp_path / "c.safetensors", model, ColorizeInfo("tiny-test", model.config))
+    assert load_colorize(tmp_path / "c.safetensors").info.config.chroma == 0.4
+    for bad in (-0.1, 2.5, float("nan")):
+        with pytest.raises(ValueError, match="chroma"):
+            replace(TINY, chroma=bad)

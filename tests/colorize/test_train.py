@@ -43,6 +43,38 @@ def test_defaults_per_model():
         TrainConfig(model="colorize", preset="v5")
     with pytest.raises(SettingsError, match="unknown loss"):
         TrainConfig(model="colorize", loss="heo")
+    assert TrainConfig(model="colorize", loss="l2ab+ssim").loss == "l2ab+ssim"
+    for bad in ({"ab_weight": -1.0}, {"ssim_weight": float("nan")}, {"extra_downscale": [1]},
+                {"extra_downscale": "2"}, {"extra_downscale": [2.5]}):
+        with pytest.raises(SettingsError):
+            TrainConfig(model="colorize", **bad)
+
+
+def test_squared_chroma_loss_prefers_the_mean_of_two_colours():
+    """Two equally likely colours for the same grey: the l2 loss's best single answer is their
+    mean (nearer neutral), the l1 loss is indifferent along the segment between them."""
+    from bake_seq.train.colorize import colorize_loss
+
+    target = torch.zeros(2, 4, 16, 16)
+    target[0, 1], target[1, 1] = 0.3, -0.1  # a = 0.3 or -0.1, b = 0, same L; no damage
+
+    def loss(a, chroma):
+        pred = torch.zeros(2, 4, 16, 16)
+        pred[:, 1], pred[:, 3] = a, -20.0
+        return float(colorize_loss(pred, target, ssim_weight=0.0, mask_weight=0.0, chroma=chroma))
+    candidates = [-0.1, 0.0, 0.1, 0.2, 0.3]
+    l2 = [loss(a, "l2") for a in candidates]
+    assert min(range(5), key=l2.__getitem__) == 2  # a = 0.1, the mean
+    l1 = [loss(a, "l1") for a in candidates]
+    assert max(l1) - min(l1) < 1e-6
+
+
+def test_extra_downscale_adds_smaller_copies(colour_folder, tmp_path):
+    trainer = Trainer(tiny(colour_folder, tmp_path / "run", extra_downscale=[2]), echo=lambda _: None)
+    names = [im.name for im in trainer.images]
+    assert names == ["c0", "c1", "c0@1/2", "c1@1/2"]
+    assert trainer.images[2].pixels.shape == (3, 24, 32) and 0 <= float(trainer.images[2].pixels.min())
+    torch.testing.assert_close(trainer.images[2].pixels.mean(), trainer.images[0].pixels.mean(), atol=0.01, rtol=0)
 
 
 def test_batches_hold_grey_mask_and_target(colour_folder, tmp_path):
