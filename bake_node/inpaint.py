@@ -2,8 +2,8 @@
 
 Used by the colorize operator's ``fill=telea`` (the lightness inside the damage comes from this,
 the colour from the network) and as the baseline the network's own fill is measured against
-(`bake-seq eval --model colorize`). OpenCV is an optional dependency (``pip install
-bake-seq[repair]`` or ``opencv-python-headless``); it is imported only when a fill is asked for.
+(`bake-seq eval --model colorize`). OpenCV (``opencv-python-headless``) is a dependency of
+bake-seq; it is imported only when a fill is asked for, so the other operators never load it.
 
 Inpainted as 16-bit codes: OpenCV 5.0's float32 path returns values far outside the input's range
 (tests/test_colorize.py keeps that measured). Whole frame at once: the fill of a pixel depends on
@@ -23,7 +23,7 @@ def require_opencv():
         import cv2
     except ImportError:
         raise SettingsError(None, "fill=telea needs OpenCV, which is not installed",
-                            "pip install opencv-python-headless (or bake-seq[repair]), or use fill=model") from None
+                            "pip install opencv-python-headless, or use fill=model") from None
     return cv2
 
 

@@ -144,34 +144,41 @@ def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -
 
     images = load_folder(data, downscale=downscale)
     operators = {}
-    for fill in ("model", "telea"):
-        operators[fill] = get_operator("colorize")
-        operators[fill].prepare({"colorize_checkpoint": checkpoint, "device": device, "tile": 0,
-                                 "detect_damage": True, "fill": fill})
-    op = operators["model"]
+    for fill, chroma in (("model", -1.0), ("telea", -1.0), ("model", 1.0)):
+        operators[fill, chroma] = get_operator("colorize")
+        operators[fill, chroma].prepare({"colorize_checkpoint": checkpoint, "device": device, "tile": 0,
+                                         "detect_damage": True, "fill": fill, "chroma": chroma})
+    op = operators["model", -1.0]
 
-    def through_operator(give_mask: bool, fill: str = "model"):
+    def through_operator(give_mask: bool, fill: str = "model", chroma: float = -1.0):
         def run(case):
             grey = case.grey.permute(1, 2, 0).contiguous().numpy()
-            result = operators[fill].process(grey, 0, mask=case.mask[0].numpy() if give_mask else None)
+            result = operators[fill, chroma].process(grey, 0, mask=case.mask[0].numpy() if give_mask else None)
             return torch.from_numpy(result).permute(2, 0, 1).clamp(0.0, 1.0)
         return run
 
     def lightness_only(method):  # the model's repair without its colour: how much colour costs
         return lambda case: grey_srgb(grey_lightness(method(case)[None])[0])
 
-    methods = {"grey input (damage left in)": grey_input, "Telea inpainting, grey (true mask)": telea,
-               "model, true mask": through_operator(True), "model, damage found by the model": through_operator(False),
-               "model, true mask, fill=telea": through_operator(True, "telea"),
-               "model, damage found, fill=telea": through_operator(False, "telea"),
-               "model's lightness only (grey), true mask": lightness_only(through_operator(True))}
+    default_fill = next(k.default for k in op.knobs if k.name == "fill")
+
+    def fill_label(fill):
+        return f"fill={fill}" + (" (default)" if fill == default_fill else "")
+
+    methods = {"grey input (damage left in)": grey_input, "Telea inpainting, grey (true mask)": telea}
+    for fill in ("model", "telea"):
+        methods[f"model, true mask, {fill_label(fill)}"] = through_operator(True, fill)
+        methods[f"model, damage found, {fill_label(fill)}"] = through_operator(False, fill)
+    methods["model's lightness only (grey), true mask, fill=model"] = lightness_only(through_operator(True))
+    if op.model.config.chroma != 1.0:  # what the calibration changed: the network's own colour strength
+        methods["model, true mask, uncalibrated colour (chroma 1, fill=model)"] = through_operator(True, "model", 1.0)
     report = run_eval(images, methods, cases, EVAL_SEED if seed is None else seed, crop=crop)
     info = op.checkpoint.info
     report.update({"model": "colorize", "checkpoint": op.checkpoint.path, "checkpoint_sha256": op.checkpoint.sha256,
-                   "preset": info.preset, "training_steps": info.training.get("steps"), "data": data,
+                   "preset": info.preset, "chroma": op.model.config.chroma, "training_steps": info.training.get("steps"), "data": data,
                    "downscale": downscale})
     cover = report["mask_coverage"]
     write_report(out, "eval", report, markdown_table(report["results"]) + "\n" + per_image_table(report["results"]),
-                 f"Checkpoint `{Path(op.checkpoint.path).name}` (colorize, preset {info.preset}), images: "
+                 f"Checkpoint `{Path(op.checkpoint.path).name}` (colorize, preset {info.preset}, calibrated chroma {op.model.config.chroma:g}), images: "
                  f"{', '.join(report['images'])}; {cases} fixed-seed damage masks each (seed {report['seed']}, "
                  f"coverage {cover['min']:.1%}-{cover['max']:.1%}, mean {cover['mean']:.1%}).")

@@ -75,9 +75,9 @@ def test_eval_command(tmp_path, colorize_checkpoint):
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "eval.json").read_text())
     assert set(report["results"]) == {"grey input (damage left in)", "Telea inpainting, grey (true mask)",
-                                      "model, true mask", "model, damage found by the model",
-                                      "model, true mask, fill=telea", "model, damage found, fill=telea",
-                                      "model's lightness only (grey), true mask"}
+                                      "model, true mask, fill=model", "model, damage found, fill=model",
+                                      "model, true mask, fill=telea (default)", "model, damage found, fill=telea (default)",
+                                      "model's lightness only (grey), true mask, fill=model"}  # test weights: chroma 1
     assert all(r["cases"] == 4 for r in report["results"].values())
     # per image (issue 16: never worse than grey on any one plate), pooled the same way as overall
     for result in report["results"].values():
@@ -89,6 +89,28 @@ def test_eval_command(tmp_path, colorize_checkpoint):
     assert "| image (inside the damage) |" in text
     # fill=telea puts Telea's lightness under the model's colour: inside the damage its lightness
     # is the Telea baseline's (to 16-bit codes), so its grey version scores like the baseline there
-    telea_fill, baseline = report["results"]["model, true mask, fill=telea"], report["results"]["Telea inpainting, grey (true mask)"]
-    assert telea_fill["ssim_damage"] != report["results"]["model, true mask"]["ssim_damage"]
+    telea_fill, baseline = report["results"]["model, true mask, fill=telea (default)"], report["results"]["Telea inpainting, grey (true mask)"]
+    assert telea_fill["ssim_damage"] != report["results"]["model, true mask, fill=model"]["ssim_damage"]
     assert baseline["ssim_damage"] > 0
+
+
+def test_eval_shows_what_the_calibration_changed(tmp_path):
+    from dataclasses import replace
+
+    import OpenImageIO as oiio
+
+    from bake_node.cli import cli
+    from tests.colorize.conftest import TINY, make_colorize_checkpoint
+
+    checkpoint = make_colorize_checkpoint(tmp_path / "c.safetensors", config=replace(TINY, chroma=0.5))
+    folder = tmp_path / "holdout"
+    folder.mkdir()
+    assert oiio.ImageBuf((np.random.default_rng(3).random((32, 40, 3)) * 255).astype(np.uint8)).write(str(folder / "a.png"))
+    result = CliRunner().invoke(cli, ["eval", "--model", "colorize", "--data", str(folder), "--checkpoint", str(checkpoint),
+                                      "--cases", "1", "--downscale", "1", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert report["chroma"] == 0.5
+    calibrated, uncalibrated = (report["results"][k]["de2000_mean"] for k in
+                                ("model, true mask, fill=model", "model, true mask, uncalibrated colour (chroma 1, fill=model)"))
+    assert calibrated != uncalibrated

@@ -161,3 +161,16 @@ def test_chroma_scales_the_colour_and_is_checked(tmp_path):
     for bad in (-0.1, 2.5, float("nan")):
         with pytest.raises(ValueError, match="chroma"):
             replace(TINY, chroma=bad)
+
+
+def test_chroma_knob_overrides_the_calibrated_strength_without_touching_the_cache(gentle_checkpoint):
+    rgb = np.ascontiguousarray(grey_frames(32, 40, 1)[0][..., :3])
+    default = operator(gentle_checkpoint).process(rgb, 1)
+    grey = operator(gentle_checkpoint, chroma=0.0).process(rgb, 1)
+    half = operator(gentle_checkpoint, chroma=0.5)
+    assert np.abs(grey - grey.mean(axis=2, keepdims=True)).max() < 1e-5  # R = G = B: no colour
+    assert np.array_equal(operator(gentle_checkpoint).process(rgb, 1), default)  # the cached model is unchanged
+    # small a/b: sRGB differences between channels scale with the chroma
+    assert default.std(axis=2).mean() / half.process(rgb, 1).std(axis=2).mean() == pytest.approx(2.0, rel=0.02)
+    fingerprints = {operator(gentle_checkpoint, chroma=c).fingerprint()["chroma"] for c in (-1.0, 1.0, 0.5)}
+    assert fingerprints == {1.0, 0.5}  # -1 is the checkpoint's own value (1.0 here)
