@@ -8,7 +8,6 @@ also by Resolve. Values are written with 7 decimals (5e-8: far below a 16-bit co
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -104,17 +103,10 @@ def open_lut(path: str) -> LutGrade:
     space, config_source = WORKING_SPACE, None
     beside = sidecar_path(path)
     if os.path.isfile(beside):
-        from .shot_grade import MAX_RECORD_BYTES
+        from .shot_grade import MAX_RECORD_BYTES, read_record_json
 
-        if os.path.getsize(beside) > MAX_RECORD_BYTES:  # a sidecar is a few kB; never read gigabytes
-            raise SettingsError(beside, f"LUT sidecar is larger than {MAX_RECORD_BYTES >> 20} MB",
-                                "fix or remove it (without one the LUT is taken as working-space)")
-        try:
-            with open(beside, encoding="utf-8") as fh:
-                about = json.load(fh)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SettingsError(beside, f"cannot read the LUT's sidecar ({exc})",
-                                "fix or remove it (without one the LUT is taken as working-space)") from None
+        about = read_record_json(beside, "LUT's sidecar", f"LUT sidecar is larger than {MAX_RECORD_BYTES >> 20} MB",
+                                 "fix or remove it (without one the LUT is taken as working-space)")
         if isinstance(about, dict) and isinstance(about.get("lut_colorspace"), str):
             space = about["lut_colorspace"]
             config_source = about.get("ocio_config") if isinstance(about.get("ocio_config"), str) else None

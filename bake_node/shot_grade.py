@@ -108,17 +108,22 @@ def save_grade(path: str, grade: ShotGrade) -> None:
                           "check the folder exists and is writable") from None
 
 
+def read_record_json(path: str, what: str, too_big: str, fix: str):
+    """The JSON in a grade record or a LUT's sidecar: its size checked against MAX_RECORD_BYTES
+    before anything is read, every read or parse failure one SettingsError line."""
+    try:
+        if os.path.getsize(path) > MAX_RECORD_BYTES:
+            raise SettingsError(path, too_big, fix)
+        with open(path, "rb") as fh:
+            return json.loads(fh.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SettingsError(path, f"cannot read the {what} ({getattr(exc, 'strerror', None) or exc})", fix) from None
+
+
 def load_grade(path: str, parameters: int, grade_config: dict) -> ShotGrade:
     """Read a grade record, checked against the model's grade form before anything uses it."""
     fix = "give a record written by `bake-seq grade` (the .json beside its LUT)"
-    try:
-        if os.path.getsize(path) > MAX_RECORD_BYTES:
-            raise SettingsError(path, f"is larger than {MAX_RECORD_BYTES >> 20} MB: not a grade record", fix)
-        with open(path, "rb") as fh:
-            data = json.loads(fh.read().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SettingsError(path, f"cannot read the grade record ({getattr(exc, 'strerror', None) or exc})",
-                            fix) from None
+    data = read_record_json(path, "grade record", f"is larger than {MAX_RECORD_BYTES >> 20} MB: not a grade record", fix)
     if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
         raise SettingsError(path, "is not a bake-seq grade record", fix)
     if data.get("version") != RECORD_VERSION:

@@ -48,9 +48,10 @@ def measure(model, cases, grid=GRID) -> dict:
         image = case.name.split("#")[0]
         clean = case.clean.permute(1, 2, 0)
         grey = case.grey.clamp(0, 1)
+        grey_scores = delta_e_srgb(clean, grey.permute(1, 2, 0)), ssim(grey[None], case.clean[None])
         for mode, mask in (("mask given", case.mask[None]), ("damage found", None)):
             entry = sums.setdefault((image, mode), {})
-            _add(entry, "grey", delta_e_srgb(clean, grey.permute(1, 2, 0)), ssim(grey[None], case.clean[None]))
+            _add(entry, "grey", *grey_scores)  # the same grey input for both modes
             with torch.no_grad():
                 lab = model(model_input(case.lightness[None], mask))[:, :3].double()
             for s in grid:

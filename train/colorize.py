@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bake_node.inpaint import telea_fill
 from bake_node.colorize_checkpoint import ColorizeInfo, save_colorize
+from bake_node.inpaint import telea_fill
 from bake_node.models.colorize import ColorizeNet, grey_lightness, model_input
 from bake_node.palette import oklabp_to_srgb, srgb_to_oklabp
 

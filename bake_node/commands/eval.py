@@ -160,7 +160,7 @@ def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -
     def lightness_only(method):  # the model's repair without its colour: how much colour costs
         return lambda case: grey_srgb(grey_lightness(method(case)[None])[0])
 
-    default_fill = next(k.default for k in op.knobs if k.name == "fill")
+    default_fill = op.defaults()["fill"]
 
     def fill_label(fill):
         return f"fill={fill}" + (" (default)" if fill == default_fill else "")

@@ -144,13 +144,6 @@ class Colorize(Operator):
             return 0
         return max(self.multiple, tile // self.multiple * self.multiple)
 
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
-        lab = self.model(x)[:, :3]
-        return oklabp_to_srgb(lab.double()).float()  # per tile: no whole-frame float64 copies
-
-    def _run_raw(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)  # OklabP + damage logit: the fill needs the whole frame's damage first
-
     @deterministic_call
     def process(self, rgb: np.ndarray, frame: int, mask: np.ndarray | None = None) -> np.ndarray:
         height, width = rgb.shape[:2]
@@ -164,17 +157,14 @@ class Colorize(Operator):
             x = model_input(lightness, None)
         else:  # "no damage here": colour only
             x = model_input(lightness, torch.zeros_like(lightness))
-        tile = self.tile_size(height, width)
         with self._lock:  # one model, one frame at a time
-            if self.settings["fill"] == "model":
-                result = run_tiled(self._run, x, tile, self.halo, self.device, self.on_tile)
-                return np.ascontiguousarray(result[0].permute(1, 2, 0).numpy())
-            raw = run_tiled(self._run_raw, x, tile, self.halo, self.device, self.on_tile)
-        # The damage the model's lightness was composited with: the given mask, or the damage head.
-        damage = x[0, 1] if float(x[0, 2, 0, 0]) > 0.5 else (raw[0, 3] > 0).float()
-        filled = telea_fill(((lightness[0, 0] + 1) / 2).numpy(), damage.numpy())
-        lab = raw[:, :3].contiguous()
-        lab[0, 0] = torch.where(damage > 0.5, torch.from_numpy(filled) * 2 - 1, lightness[0, 0])
+            raw = run_tiled(self.model, x, self.tile_size(height, width), self.halo, self.device, self.on_tile)
+        lab = raw[:, :3].contiguous()  # OklabP; channel 3 is the damage logit
+        if self.settings["fill"] == "telea":  # whole frame: the fill needs the whole damage first
+            # the damage the network's lightness was composited with: the given mask, or the damage head
+            damage = x[0, 1] if float(x[0, 2, 0, 0]) > 0.5 else (raw[0, 3] > 0).float()
+            filled = telea_fill(((lightness[0, 0] + 1) / 2).numpy(), damage.numpy())
+            lab[0, 0] = torch.where(damage > 0.5, torch.from_numpy(filled) * 2 - 1, lightness[0, 0])
         out = np.empty((height, width, 3), np.float32)
         for top in range(0, height, 256):  # rows at a time: no whole-frame float64 copy
             rows = oklabp_to_srgb(lab[:, :, top:top + 256].double()).float()
