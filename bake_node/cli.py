@@ -365,7 +365,7 @@ def render_cmd(sequence, json_summary, quiet, chunk_of, chunk_size, **opts):
     if json_summary:
         click.echo(json.dumps(summary, indent=2))
     else:
-        others = (f", {len(elsewhere)} being rendered by another process: {format_frame_ranges(elsewhere)}"
+        others = (f", {len(elsewhere)} rendered meanwhile by another process: {format_frame_ranges(elsewhere)}"
                   if elsewhere else "")
         log.line(f"{chunk} done {len(plan.frames)} frames {timings['wall_s']:.1f}s "
                  f"({rendered} rendered, {len(done)} already done{others})")

@@ -13,6 +13,8 @@ code that tells a farm whether a retry can help. Codes (also in the README):
     7   `bake-seq status`: frames missing or stale (not an error)
     10  output write failed (disk full, permissions, network FS)  retryable
     11  compute device failed (CUDA error, out of memory)         retryable
+    12  frames left unfinished by another render (its lease had   retryable
+        not run out when this render stopped waiting)
     130 interrupted (Ctrl-C / SIGINT)
 """
 from __future__ import annotations
@@ -27,9 +29,10 @@ EXIT_UNSAFE_OUTPUT = 6
 EXIT_INCOMPLETE = 7
 EXIT_WRITE = 10
 EXIT_DEVICE = 11
+EXIT_FRAMES_LEFT = 12
 EXIT_INTERRUPTED = 130
 
-RETRYABLE = frozenset({EXIT_WRITE, EXIT_DEVICE})
+RETRYABLE = frozenset({EXIT_WRITE, EXIT_DEVICE, EXIT_FRAMES_LEFT})
 
 
 class BakeError(Exception):
@@ -56,6 +59,13 @@ class UnsafeOutputError(BakeError):
 
 class DeviceError(BakeError):
     exit_code = EXIT_DEVICE
+
+
+class FramesLeftError(BakeError):
+    """Frames another render holds were not finished while this one waited: a rerun takes them
+    over once that render's lease runs out (it died), so a farm retry completes the chunk."""
+
+    exit_code = EXIT_FRAMES_LEFT
 
 
 def exit_code_for(exc: BaseException) -> int | None:

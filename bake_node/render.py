@@ -26,13 +26,14 @@ from bake_seq.ocio.config import WORKING_SPACE, resolve_colorspace, resolve_conf
 from bake_seq.ocio.convert import convert
 from bake_seq.ocio.guess import guess_with_evidence
 from bake_seq.sequences.errors import PlateError
-from bake_seq.sequences.manifest import claim_frame, file_identity, frame_state, release_frame, write_record
+from bake_seq.sequences.manifest import (claim_frame, file_identity, frame_state, lock_lease_s, read_record,
+                                         release_frame, write_record)
 from bake_seq.sequences.metadata import resized_metadata
 from bake_seq.sequences.pattern import FramePattern, format_frame_ranges, resolve_frames
 from bake_seq.sequences.plate import COLOURSPACE_NOTE, DPX_TEXT, Header, check_size, read_header, read_plate, write_plate
 
 from . import __version__
-from .errors import SettingsError, UnsafeOutputError
+from .errors import FramesLeftError, SettingsError, UnsafeOutputError
 from .node import Operator
 
 BIT_DEPTHS = (8, 10, 12, 14, 16)
@@ -369,32 +370,69 @@ def save_frame(plan: RenderPlan, frame: LoadedFrame, result: np.ndarray, fingerp
 
 
 ProgressFn = Callable[[int, float], None]
+WAIT_LEASES = 10  # frames other renders hold: give up after this many lock leases without news
 
 
 def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn | None = None,
            prefetch: int = 1) -> dict:
     """Render ``todo``; returns per-stage timings. Raises the first error after pending writes.
-    ``progress(frame, seconds)`` gets the wall time since the previous frame (reads and writes
-    overlap processing, so this is the sequence's real cost per frame)."""
+    Returns only when every frame of ``todo`` is complete on disk: frames another render holds
+    are waited for (and taken over if its lease runs out); FramesLeftError if they are not done
+    after WAIT_LEASES leases without news. ``progress(frame, seconds)`` is called once the frame
+    is on disk, with the wall time since the previous one (reads and writes overlap processing,
+    so this is the sequence's real cost per frame)."""
     fingerprint, made_by = fingerprint_of(plan, op), op.fingerprint()
-    started = last = time.perf_counter()
-    busy = {"process_s": 0.0, "wait_read_s": 0.0, "wait_write_s": 0.0}
+    started = time.perf_counter()
+    last_done = [started]
+    busy = {"process_s": 0.0, "wait_read_s": 0.0, "wait_write_s": 0.0, "wait_other_renders_s": 0.0}
     clock = StageClock()
-    claimed, elsewhere = [], []
+    claimed, held_elsewhere, done_elsewhere = [], [], []
     upcoming = iter(todo)
+    # --overwrite: a frame counts as done by another render only if its record changed meanwhile
+    records_before = {n: read_record(plan.output.path(n)) for n in todo} if plan.request.overwrite else {}
+    lease = lock_lease_s()
 
-    def next_frame() -> int | None:
-        """The next frame this process takes (a lock per frame: concurrent renders share)."""
+    def done_meanwhile(n: int) -> bool:
+        path = plan.output.path(n)
+        if plan.request.overwrite and read_record(path) == records_before[n]:
+            return False
+        return frame_state(path, fingerprint, plan.pattern.path(n)).state == "done"
+
+    def take(n: int) -> bool:
+        """Claim frame n; a frame found complete once its lock is ours is skipped (another
+        render finished it since we planned or looked)."""
+        path = plan.output.path(n)
+        if not claim_frame(path):
+            if n not in held_elsewhere:
+                held_elsewhere.append(n)
+            return False
+        if n in held_elsewhere:
+            held_elsewhere.remove(n)
+        if done_meanwhile(n):
+            release_frame(path)
+            done_elsewhere.append(n)
+            return False
+        claimed.append(n)
+        return True
+
+    def next_frame(wait: bool) -> int | None:
+        """The next frame this process takes (a lock per frame: concurrent renders share).
+        ``wait``: nothing else to do, so poll the frames other renders hold until one is ours,
+        all are done, or none changed hands for WAIT_LEASES leases."""
         for n in upcoming:
-            path = plan.output.path(n)
-            if not claim_frame(path):
-                elsewhere.append(n)  # another render or farm task is on it
-                continue
-            if not plan.request.overwrite and frame_state(path, fingerprint, plan.pattern.path(n)).state == "done":
-                release_frame(path)  # finished by another render since we planned
-                continue
-            claimed.append(n)
-            return n
+            if take(n):
+                return n
+        since = time.perf_counter()
+        while held_elsewhere:
+            finished = len(done_elsewhere)
+            for n in list(held_elsewhere):
+                if take(n):
+                    return n
+            if len(done_elsewhere) > finished:
+                since = time.perf_counter()
+            if not wait or time.perf_counter() - since > WAIT_LEASES * lease:
+                break
+            time.sleep(min(1.0, lease / 10))
         return None
 
     def save_and_release(frame, result):
@@ -402,20 +440,29 @@ def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn
             save_frame(plan, frame, result, fingerprint, made_by, clock)
         finally:
             release_frame(plan.output.path(frame.number))
+        if progress:  # only now: "frame N done" means renamed into place with its record
+            now = time.perf_counter()
+            progress(frame.number, now - last_done[0])
+            last_done[0] = now
 
     with ThreadPoolExecutor(1, "bake-read") as reader, ThreadPoolExecutor(1, "bake-write") as writer:
         reads = deque()
         try:
-            for _ in range(prefetch):
-                n = next_frame()
-                if n is not None:
-                    reads.append(reader.submit(load_frame, plan, n, clock))
             writing = None
-            while reads:
+            while True:
+                if not reads:
+                    t0 = time.perf_counter()
+                    n = next_frame(wait=True)
+                    busy["wait_other_renders_s"] += time.perf_counter() - t0
+                    if n is None:
+                        break
+                    reads.append(reader.submit(load_frame, plan, n, clock))
                 t0 = time.perf_counter()
                 frame = reads.popleft().result()
-                n = next_frame()
-                if n is not None:
+                while len(reads) < prefetch:
+                    n = next_frame(wait=False)
+                    if n is None:
+                        break
                     reads.append(reader.submit(load_frame, plan, n, clock))
                 t1 = time.perf_counter()
                 if op.accepts_alpha and frame.alpha is not None:
@@ -432,9 +479,6 @@ def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn
                 busy["wait_read_s"] += t1 - t0
                 busy["process_s"] += t2 - t1
                 busy["wait_write_s"] += t3 - t2
-                if progress:
-                    progress(frame.number, t3 - last)
-                last = t3
             if writing is not None:
                 t3 = time.perf_counter()
                 writing.result()
@@ -444,8 +488,13 @@ def render(plan: RenderPlan, op: Operator, todo: list[int], progress: ProgressFn
                 pending.cancel()
             for n in claimed:  # on an error or Ctrl-C too: the frames go back to the others
                 release_frame(plan.output.path(n))
+    if held_elsewhere:
+        raise FramesLeftError(str(plan.output), f"frames left unfinished by another render: "
+                              f"{format_frame_ranges(sorted(held_elsewhere))} (still locked after waiting "
+                              f"{WAIT_LEASES * lease:.0f} s without news)", "run again: a dead render's frames "
+                              f"are taken over once its lock is {lease:.0f} s old (the lease)")
     busy["rendered_frames"] = len(claimed)
-    busy["left_to_other_renders"] = elsewhere
+    busy["left_to_other_renders"] = sorted(done_elsewhere)  # finished by other renders meanwhile
     busy["wall_s"] = time.perf_counter() - started
     busy["inference_s"] = busy["process_s"]
     busy.update({f"{name}_s": seconds for name, seconds in clock.totals.items()})

@@ -401,17 +401,20 @@ def _remove_stale_partials(directory: str) -> None:
         names = [e.name for e in entries if e.name.startswith(".") and marker in e.name]
     for name in names:
         pid = name.split(marker, 1)[1].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isascii() and pid.isdigit() and not _alive(int(pid)):
             _remove(os.path.join(directory, name))
 
 
 def _alive(pid: int) -> bool:
+    """Never raises: a pid that cannot exist (0, negative, beyond pid_t) is no live process."""
+    if not 0 < pid < 2**31:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     except PermissionError:
         return True
+    except (OSError, OverflowError, ValueError):
+        return False
     return True
 
 

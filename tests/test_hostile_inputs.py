@@ -1,6 +1,7 @@
 """Hostile files and full disks (issue 17 item 4): every failure is one line with the documented
 exit code, no traceback, no temp file left behind, and small files stay small in memory."""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -154,46 +155,209 @@ def test_a_small_png_claiming_a_giant_frame_is_refused_before_reading(tmp_path, 
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024
 
 
-def test_concurrent_renders_share_the_frames_through_per_frame_locks(tmp_path, ckpt):
-    from bake_seq.sequences.manifest import lock_path
+def lock_of(out_folder, name):
+    return out_folder / ".bake-seq" / f"{name}.lock"
+
+
+def test_lock_rules_dead_pid_at_once_everything_else_after_the_lease(tmp_path, monkeypatch):
+    """The lease rule on its own (no render): which locks claim_frame takes at once, after one
+    lease, and that a pid check never raises."""
+    from bake_seq.sequences.manifest import claim_frame, release_frame
     from bake_seq.sequences.plate import _HOST
 
+    monkeypatch.setenv("BAKE_SEQ_LOCK_LEASE_S", "1")
+    (tmp_path / ".bake-seq").mkdir()
+    now = time.time()
+    bodies = {"foreign": "nodeA 4242\n", "garbage": "hello world\n", "negative": f"{_HOST} -5\n",
+              "huge": f"{_HOST} 99999999999999999999999\n", "live_not_a_render": f"{_HOST} 1\n", "empty": "",
+              "dead": f"{_HOST} 999999999\n", "tomorrow": "nodeA 4242\n"}
+    for name, body in bodies.items():
+        lock_of(tmp_path, name).write_text(body)
+    os.utime(lock_of(tmp_path, "tomorrow"), (now + 86400, now + 86400))
+    lock_of(tmp_path, "folder").mkdir()
+    frame = lambda name: str(tmp_path / name)
+    taken_at_once = {name for name in [*bodies, "folder"] if claim_frame(frame(name))}
+    assert taken_at_once == {"dead", "tomorrow"}
+    time.sleep(1.2)  # nobody refreshed the others: one lease later they are stale
+    assert all(claim_frame(frame(name)) for name in [*bodies, "folder"] if name not in taken_at_once)
+    assert time.time() - os.stat(lock_of(tmp_path, "dead")).st_mtime < 0.8  # ours: refreshed while held
+    assert not claim_frame(frame("dead"))
+    for name in [*bodies, "folder"]:
+        assert lock_of(tmp_path, name).read_text() == f"{_HOST} {os.getpid()}\n"
+        release_frame(frame(name))
+    assert sorted(p.name for p in (tmp_path / ".bake-seq").iterdir()) == []  # no temp or moved-aside lock left
+
+
+def test_a_render_holding_a_frame_keeps_its_lock_past_the_lease(tmp_path, monkeypatch):
+    from bake_seq.sequences.manifest import claim_frame, release_frame
+
+    monkeypatch.setenv("BAKE_SEQ_LOCK_LEASE_S", "0.5")
+    frame = str(tmp_path / "plate.0001.png")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               "from bake_seq.sequences.manifest import claim_frame\n"
+                               "print(claim_frame(sys.argv[1]), flush=True)\ntime.sleep(60)", frame],
+                              stdout=subprocess.PIPE, text=True, env={**subprocess_env(), "BAKE_SEQ_LOCK_LEASE_S": "0.5"})
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        time.sleep(1.5)  # three leases: the holder's refreshes keep it
+        assert not claim_frame(frame)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert claim_frame(frame)  # its process is gone: taken at once
+    release_frame(frame)
+
+
+def test_a_live_process_that_is_no_render_delays_a_frame_by_one_lease(tmp_path, ckpt, monkeypatch):
+    from bake_seq.sequences.plate import _HOST
+
+    monkeypatch.setenv("BAKE_SEQ_LOCK_LEASE_S", "1.5")
     plate = png16_with_10bit_codes(tmp_path / "p", range(1001, 1005))
     out = tmp_path / "o" / "plate.####.png"
-    other = subprocess.Popen(["sleep", "60"])  # stands in for another live render on this host
+    other = subprocess.Popen(["sleep", "60"])  # a live pid on this host that never refreshes a lock
     try:
         (tmp_path / "o" / ".bake-seq").mkdir(parents=True)
-        with open(lock_path(str(out).replace("####", "1002")), "w") as fh:
-            fh.write(f"{_HOST} {other.pid}\n")
-        with open(lock_path(str(out).replace("####", "1003")), "w") as fh:
-            fh.write(f"{_HOST} 999999999\n")  # a render that died: its lock is taken over
+        written = time.time()
+        lock_of(tmp_path / "o", "plate.1002.png").write_text(f"{_HOST} {other.pid}\n")
+        lock_of(tmp_path / "o", "plate.1003.png").write_text(f"{_HOST} 999999999\n")  # dead: taken at once
         result = bake("render", plate, "-o", out, "--checkpoint", ckpt)
     finally:
         other.kill()
-    assert "(3 rendered, 0 already done, 1 being rendered by another process: 1002)" in result.stderr
-    assert not (tmp_path / "o" / "plate.1002.png").exists() and (tmp_path / "o" / "plate.1003.png").exists()
-    assert sorted(p.name for p in (tmp_path / "o" / ".bake-seq").glob("*.lock")) == ["plate.1002.png.lock"]
-    os.remove(lock_path(str(out).replace("####", "1002")))
-    assert "(1 rendered, 3 already done)" in bake("render", plate, "-o", out, "--checkpoint", ckpt).stderr
+    assert "(4 rendered, 0 already done)" in result.stderr
+    assert os.stat(tmp_path / "o" / "plate.1002.png").st_mtime >= written + 1.5 - 0.1  # (file time granularity)
+    assert not list((tmp_path / "o" / ".bake-seq").glob("*.lock*"))
+    assert "(0 rendered, 4 already done)" in bake("render", plate, "-o", out, "--checkpoint", ckpt).stderr
+
+
+def test_frames_a_live_render_never_finishes_exit_12_naming_them(tmp_path, ckpt, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("BAKE_SEQ_LOCK_LEASE_S", "0.3")  # gives up after 10 leases without news: 3 s
+    plate = png16_with_10bit_codes(tmp_path / "p", range(1001, 1004))
+    (tmp_path / "o" / ".bake-seq").mkdir(parents=True)
+    lock = lock_of(tmp_path / "o", "plate.1002.png")
+    lock.write_text("nodeA 4242\n")
+    stop = threading.Event()
+
+    def hung_render_refreshing_its_lease():
+        while not stop.wait(0.05):
+            os.utime(lock)
+
+    refresher = threading.Thread(target=hung_render_refreshing_its_lease)
+    refresher.start()
+    try:
+        result = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", ckpt, code=12)
+    finally:
+        stop.set()
+        refresher.join()
+    line = result.stderr.strip().splitlines()[-1]
+    assert "frames left unfinished by another render: 1002" in line and "run again" in line
+    assert (tmp_path / "o" / "plate.1001.png").exists() and (tmp_path / "o" / "plate.1003.png").exists()
+    lock.unlink()  # that render is gone: the rerun finishes the shot
+    assert "(1 rendered, 2 already done)" in bake("render", plate, "-o", tmp_path / "o", "--checkpoint", ckpt).stderr
+
+
+def render_command(plate, out, ckpt, *extra):
+    return [sys.executable, "-m", "bake_node", "render", str(plate), "-o", str(out), "--checkpoint", ckpt, *extra]
+
+
+def test_another_hosts_locks_are_taken_over_after_the_lease(tmp_path, ckpt):
+    import json
+
+    plate = png16_with_10bit_codes(tmp_path / "p", range(1, 5))
+    (tmp_path / "o" / ".bake-seq").mkdir(parents=True)
+    written = time.time()
+    for n in range(1, 5):  # a farm node that crashed mid-chunk
+        lock_of(tmp_path / "o", f"plate.{n:04d}.png").write_text("nodeA 4242\n")
+    run = subprocess.run(render_command(plate, tmp_path / "o", ckpt, "--frames", "1-4", "--json"),
+                         capture_output=True, text=True, timeout=120,
+                         env={**subprocess_env(), "BAKE_SEQ_LOCK_LEASE_S": "3"})
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["rendered"] == 4
+    for n in range(1, 5):  # not before the lease ran out
+        assert os.stat(tmp_path / "o" / f"plate.{n:04d}.png").st_mtime >= written + 3 - 0.1
+    assert not list((tmp_path / "o" / ".bake-seq").glob("*.lock*"))
+
+
+def test_garbage_locks_never_hang_or_crash_and_every_frame_is_rendered(tmp_path, ckpt):
+    from bake_seq.sequences.plate import _HOST
+
+    plate = png16_with_10bit_codes(tmp_path / "p", range(1, 11))
+    (tmp_path / "o" / ".bake-seq").mkdir(parents=True)
+    lock = lambda n: lock_of(tmp_path / "o", f"plate.{n:04d}.png")
+    lock(1).mkdir()
+    lock(2).write_text("hello world\n")
+    lock(3).write_text(f"{_HOST} 1\n")  # a live process of this host that is no render
+    lock(4).write_text(f"{_HOST} 4242\n")
+    os.utime(lock(4), (time.time() + 86400,) * 2)  # dated tomorrow
+    lock(5).write_text(f"{_HOST} -5\n")
+    lock(6).write_text(f"{_HOST} 99999999999999999999999\n")  # was an OverflowError in os.kill
+    os.mkfifo(lock(7))  # opening it for reading would hang
+    lock(8).write_bytes(b"\x00\xff" * 50)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("not a lock")
+    lock(9).symlink_to(precious)
+    lock(10).write_text("")
+    run = subprocess.run(render_command(plate, tmp_path / "o", ckpt), capture_output=True, text=True,
+                         timeout=120, env={**subprocess_env(), "BAKE_SEQ_LOCK_LEASE_S": "2"})
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert "(10 rendered, 0 already done)" in run.stderr
+    assert all((tmp_path / "o" / f"plate.{n:04d}.png").exists() for n in range(1, 11))
+    assert precious.read_text() == "not a lock"  # a symlinked lock is moved aside, never followed
+    assert not list((tmp_path / "o" / ".bake-seq").glob("*.lock*"))
+
+
+def slow_plate(tmp_path, size=384):
+    """12 frames slow enough (tiles of a per-pixel model) for two renders to overlap."""
+    from tests.test_render_cli import write_raw
+
+    (tmp_path / "p").mkdir()
+    rng = np.random.default_rng(0)
+    for n in range(1001, 1013):
+        write_raw(tmp_path / "p" / f"plate.{n}.png", (rng.random((size, size, 3)) * 65535).astype(np.uint16), "uint16")
+    return tmp_path / "p" / "plate.####.png"
+
+
+def frames_done(stderr):
+    return [int(n) for n in re.findall(r"frame (\d+) done", stderr)]
 
 
 def test_two_renders_into_one_folder_render_each_frame_once(tmp_path, ckpt):
     import json
 
-    from tests.test_render_cli import write_raw
-
-    (tmp_path / "p").mkdir()
-    rng = np.random.default_rng(0)
-    for n in range(1001, 1013):  # frames slow enough (tiles of a per-pixel model) for the two to overlap
-        write_raw(tmp_path / "p" / f"plate.{n}.png", (rng.random((384, 384, 3)) * 65535).astype(np.uint16), "uint16")
-    command = [sys.executable, "-m", "bake_node", "render", str(tmp_path / "p" / "plate.####.png"), "-o",
-               str(tmp_path / "o"), "--checkpoint", ckpt, "--json", "--tile", "128"]
-    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    command = render_command(slow_plate(tmp_path), tmp_path / "o", ckpt, "--json", "--tile", "128")
+    env = {**subprocess_env(), "BAKE_SEQ_LOCK_LEASE_S": "3"}  # shorter than a lock is held: refreshing must work
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
             for _ in range(2)]
-    summaries = []
+    summaries, done = [], []
     for run in runs:
         out, err = run.communicate(timeout=300)
         assert run.returncode == 0, err
         summaries.append(json.loads(out))
+        done.append(frames_done(err))
     assert sum(s["rendered"] for s in summaries) == 12  # no frame twice, none lost
-    assert len(list((tmp_path / "o").glob("*.png"))) == 12 and not list((tmp_path / "o" / ".bake-seq").glob("*.lock"))
+    assert sorted(done[0] + done[1]) == list(range(1001, 1013))
+    assert len(list((tmp_path / "o").glob("plate.*.png"))) == 12
+    assert not list((tmp_path / "o" / ".bake-seq").glob("*.lock*"))
+
+
+def test_a_render_killed_mid_shot_leaves_no_frame_missing(tmp_path, ckpt):
+    import signal
+
+    plate = slow_plate(tmp_path, size=192)  # the survivor waits for the frames the other holds: no need to be slow
+    command = render_command(plate, tmp_path / "o", ckpt, "--tile", "128")
+    killed, survivor = (subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                         env=subprocess_env()) for _ in range(2))
+    for line in killed.stderr:
+        if frames_done(line):
+            break
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    first = frames_done(line)[0]
+    assert (tmp_path / "o" / f"plate.{first}.png").exists()  # "frame N done" means on disk
+    _, err = survivor.communicate(timeout=300)
+    assert survivor.returncode == 0, err
+    assert all((tmp_path / "o" / f"plate.{n}.png").exists() for n in range(1001, 1013))
+    assert not list((tmp_path / "o" / ".bake-seq").glob("*.lock*"))
+    again = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", ckpt, "--tile", "128")
+    assert "12 already done, 0 to render" in again.stderr  # every frame complete, its record matching
