@@ -29,11 +29,13 @@ def file_key(path: str, missing: str, fix: str) -> tuple[str, int, int]:
 from .models.bakenet import PRESETS, BakeNet, BakeNetConfig
 from .models.bakenet_global import BakeNetGlobal, GlobalConfig
 from .models.colorize import ColorizeConfig, ColorizeNet
+from .models.shot import ShotConfig, ShotCorrection
 
 # The one reader for every model file: metadata "model" says what it is for, "architecture"
 # which class to build (the first one listed when absent: files from before it was recorded).
 MODELS = {
-    "bakenet": {"convolutional": (BakeNetConfig, BakeNet), "global": (GlobalConfig, BakeNetGlobal)},
+    "bakenet": {"convolutional": (BakeNetConfig, BakeNet), "global": (GlobalConfig, BakeNetGlobal),
+                "shot": (ShotConfig, ShotCorrection)},
     "colorize": {"unet": (ColorizeConfig, ColorizeNet)},
 }
 MODEL_LABELS = {"bakenet": "BakeNet", "colorize": "a colorize model"}
@@ -51,7 +53,7 @@ MODEL_COLOURSPACE = "sRGB Encoded Rec.709 (sRGB)"
 @dataclass
 class CheckpointInfo:
     preset: str
-    config: BakeNetConfig | GlobalConfig
+    config: BakeNetConfig | GlobalConfig | ShotConfig
     weights: str = "ema"  # "ema" or "raw"
     training: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -72,7 +74,7 @@ class CheckpointInfo:
 
 @dataclass
 class LoadedCheckpoint:
-    model: BakeNet | BakeNetGlobal
+    model: BakeNet | BakeNetGlobal | ShotCorrection
     info: CheckpointInfo
     path: str
     sha256: str

@@ -164,7 +164,34 @@ def combo(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.cat(out)
 
 
-FUNCTIONS = {**SINGLE, "combo": combo, "clean": clean}
+def secondary(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A hue-keyed secondary, as a colourist keys one colour range: the hues within a soft window
+    (30-50 degrees wide) around the hue of a random coloured pixel of the frame are turned
+    (15-35 degrees either way), saturated or desaturated (+-40 %) and lightened or darkened
+    (+-0.05 OklabP); neutral colours are left alone. Not one of the training families: a global
+    grade cannot express it (the keyframe eval's test of the colour lattice)."""
+    n = srgb.shape[0]
+    lab = srgb_to_oklabp(srgb.double())
+    a, b = lab[:, 1], lab[:, 2]
+    chroma = torch.sqrt(a * a + b * b)
+    hue = torch.atan2(b, a)
+    out = []
+    for i in range(n):
+        weights = (chroma[i] - 0.04).clamp_min(0).flatten()
+        pick = torch.multinomial(weights + 1e-12, 1, generator=gen) if float(weights.sum()) > 0 else torch.zeros(1, dtype=torch.long)
+        centre = hue[i].flatten()[pick]
+        width = math.radians(float(_u(gen, 1, 30.0, 50.0))) / 2
+        turn = math.radians(float(_u(gen, 1, 15.0, 35.0))) * (1 if float(_u(gen, 1, -1, 1)) > 0 else -1)
+        scale, lift = float(_u(gen, 1, -0.4, 0.4)), float(_u(gen, 1, -0.05, 0.05))
+        offset = torch.remainder(hue[i] - centre + math.pi, 2 * math.pi) - math.pi
+        w = torch.exp(-0.5 * (offset / width) ** 2) * ((chroma[i] - 0.02) / 0.06).clamp(0, 1)
+        h = hue[i] + turn * w
+        c = chroma[i] * (1 + scale * w)
+        out.append(torch.stack([lab[i, 0] + lift * w, c * torch.cos(h), c * torch.sin(h)]))
+    return oklabp_to_srgb(torch.stack(out))
+
+
+FUNCTIONS = {**SINGLE, "combo": combo, "clean": clean, "secondary": secondary}
 
 
 def degrade(family: str, srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -44,15 +44,11 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
     The frames are read once (only thumbnails are kept); the correction is the one `bake-seq
     render` would apply with the same options (default --temporal auto = one per shot).
     """
-    from bake_seq.ocio.config import WORKING_SPACE
-    from bake_seq.ocio.convert import convert
-
-    from ..cli import KnobHelp, apply_config, make_request, map_paths, operator_for
+    from ..cli import apply_config, make_request, map_paths, operator_for
     from ..errors import SettingsError, UnsafeOutputError
-    from ..lut import lut_grid, sidecar_path, write_lut
-    from ..shot_grade import LUT_EXTENSIONS
+    from ..lut import sidecar_path
     from ..render import load_frame, plan_render
-    from ..shot_grade import save_grade
+    from ..shot_grade import LUT_EXTENSIONS, save_grade
 
     ext = os.path.splitext(lut_path)[1].lower()
     if ext not in (*LUT_EXTENSIONS, ".json"):
@@ -70,6 +66,8 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
                             "bake-seq grade works with --op bake")
     plan = plan_render(make_request(sequence, **opts))
     op = operator_for({**opts, "op_name": "bake"})
+    if op.is_shot:
+        return write_shot_lut(op, plan, lut_path, ext, int(size), lut_space)
     if not op.is_global:
         raise SettingsError(op.checkpoint.path, "is a per-pixel BakeNet: its correction is not one colour map",
                             "use the global model (the default checkpoint)")
@@ -77,32 +75,86 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
     grade = op.analyse(plan.frames, lambda n: load_frame(plan, n).rgb)
     rows = grade.parameters
     one = bool((rows == rows[0]).all())
-    about = {"plate": str(plan.pattern), "input_colorspace": plan.input_colorspace.value,
-             "output_colorspace": plan.output_colorspace.value, "ocio_config": plan.config_source.value,
-             "ocio_config_id": plan.config_id, "bit_depth": plan.bit_depth.value,
-             "range_policy": op.settings["range_policy"]}
+    about = plan_about(plan, op)
     if ext != ".json":
         if not one:
             raise SettingsError(lut_path, f"--temporal {grade.temporal} gives a different correction per frame: "
                                 "no single LUT holds it", "use --temporal shot, or -o FILE.json for the record")
-        space = lut_space if lut_space != "auto" else ("working" if plan.first.is_float else "plate")
-        lut_in = WORKING_SPACE if space == "working" else plan.input_colorspace.value
-        lut_out = WORKING_SPACE if space == "working" else plan.output_colorspace.value
-        lattice = lut_grid(int(size))
-        working = convert(lattice, plan.config, lut_in, WORKING_SPACE)
-        values = convert(op.process(working, grade.frames[0]), plan.config, WORKING_SPACE, lut_out)
-        about |= {"lut": os.path.basename(lut_path), "lut_size": int(size), "lut_colorspace": lut_in,
-                  "lut_output_colorspace": lut_out}
-        comments = [f"bake-seq grade of {plan.pattern} frames {format_frames(grade.frames)}",
-                    f"input: {lut_in}; output: {lut_out}; apply with tetrahedral interpolation",
-                    f"model {grade.about.get('checkpoint')} sha256 {grade.about.get('checkpoint_sha256')}"]
-        write_lut(lut_path, values, f"bake-seq {os.path.basename(str(plan.pattern))}", comments)
+        about |= sample_lut(op, plan, lut_path, int(size), lut_space, grade.frames[0],
+                            [f"bake-seq grade of {plan.pattern} frames {format_frames(grade.frames)}",
+                             f"model {grade.about.get('checkpoint')} sha256 {grade.about.get('checkpoint_sha256')}"])
     save_grade(record_path, replace(grade, about={**grade.about, **about}))
     written = " and ".join(targets)
     click.echo(f"wrote {written}: {grade.temporal} correction from {len(grade.frames)} frames")
     if ext != ".json":
         click.echo(f"  bake-seq render {plan.pattern} --grade {lut_path}   (the LUT)")
     click.echo(f"  bake-seq render {plan.pattern} --grade {record_path}   (exact)")
+
+
+def plan_about(plan, op) -> dict:
+    """What the record beside a LUT says about the plate and colour spaces it was made for."""
+    return {"plate": str(plan.pattern), "input_colorspace": plan.input_colorspace.value,
+            "output_colorspace": plan.output_colorspace.value, "ocio_config": plan.config_source.value,
+            "ocio_config_id": plan.config_id, "bit_depth": plan.bit_depth.value,
+            "range_policy": op.settings["range_policy"]}
+
+
+def sample_lut(op, plan, lut_path: str, size: int, lut_space: str, frame: int, comments: list[str]) -> dict:
+    """Write the LUT: the lattice sampled through the render's own per-pixel path (plate space ->
+    working space -> ``op.process`` at ``frame`` -> output space); returns what the record says of it."""
+    from bake_seq.ocio.config import WORKING_SPACE
+    from bake_seq.ocio.convert import convert
+
+    from ..lut import lut_grid, write_lut
+
+    space = lut_space if lut_space != "auto" else ("working" if plan.first.is_float else "plate")
+    lut_in = WORKING_SPACE if space == "working" else plan.input_colorspace.value
+    lut_out = WORKING_SPACE if space == "working" else plan.output_colorspace.value
+    working = convert(lut_grid(size), plan.config, lut_in, WORKING_SPACE)
+    values = convert(op.process(working, frame), plan.config, WORKING_SPACE, lut_out)
+    comments = [comments[0], f"input: {lut_in}; output: {lut_out}; apply with tetrahedral interpolation", *comments[1:]]
+    write_lut(lut_path, values, f"bake-seq {os.path.basename(str(plan.pattern))}", comments)
+    return {"lut": os.path.basename(lut_path), "lut_size": size, "lut_colorspace": lut_in, "lut_output_colorspace": lut_out}
+
+
+def write_shot_lut(op, plan, lut_path: str, ext: str, size: int, lut_space: str) -> None:
+    """A correction learned from keyframes (`bake-seq learn`) as a LUT: the same colour map at
+    every frame the LUT is for (one key, or frames beyond the keys' span, or one frame)."""
+    import json
+
+    from ..errors import SettingsError
+    from ..lut import sidecar_path
+    from ..models.shot import key_weights
+
+    name = os.path.basename(op.checkpoint.path)
+    if ext == ".json":
+        raise SettingsError(lut_path, f"{name} is a learned correction: the checkpoint itself is its exact record",
+                            f"render with --checkpoint {op.checkpoint.path}, or end -o in .cube, .clf or .spi3d")
+    config = op.model.config
+    if config.local_dim:
+        raise SettingsError(op.checkpoint.path, "was learned with --local (a per-pixel network that looks at "
+                            "neighbouring pixels): no LUT holds it", "learn without --local to export a LUT")
+    blends = {tuple(key_weights(config.frames, n)) for n in plan.frames}
+    if len(blends) > 1:
+        raise SettingsError(lut_path, f"the keys at frames {format_frames(config.frames)} give frames "
+                            f"{format_frames(plan.frames)} different corrections: no single LUT holds them",
+                            "write one LUT per frame (--frames N) or per key's frame")
+    frame = plan.frames[0]
+    about = plan_about(plan, op) | sample_lut(op, plan, lut_path, size, lut_space, frame, [
+        f"bake-seq grade of {plan.pattern} frames {format_frames(plan.frames)}",
+        f"learned correction {name} sha256 {op.checkpoint.sha256}"])
+    about |= {"format": "bake-seq-lut", "model": "shot", "checkpoint": name,
+              "checkpoint_sha256": op.checkpoint.sha256, "key_frames": list(config.frames),
+              "frames": list(plan.frames)}
+    record = sidecar_path(lut_path)
+    tmp = f"{record}.partial-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(about, fh, indent=1)
+        fh.write("\n")
+    os.replace(tmp, record)
+    click.echo(f"wrote {lut_path} and {record}: the learned correction {name} at frames {format_frames(plan.frames)}")
+    click.echo(f"  bake-seq render {plan.pattern} --grade {lut_path}   (the LUT)")
+    click.echo(f"  bake-seq render {plan.pattern} --checkpoint {op.checkpoint.path}   (exact)")
 
 
 def format_frames(frames) -> str:

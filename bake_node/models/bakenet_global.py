@@ -52,7 +52,7 @@ class GlobalConfig:
 
     @property
     def grade_parameters(self) -> int:
-        return 6 + 3 + 9 + (self.curve_knots + 1) + 2 * self.toning_knots + 2 * (1 + 2 * self.harmonics)
+        return grade_parameter_count(self)
 
     @property
     def stats_features(self) -> int:
@@ -63,6 +63,12 @@ class GlobalConfig:
 
 
 PRESETS = {"global": GlobalConfig()}
+
+
+def grade_parameter_count(form) -> int:
+    """Numbers in one grade of this form (anything with curve_knots, toning_knots, harmonics):
+    levels, gamma, a 3x3 matrix, the tone curve, a/b toning, chroma and hue series."""
+    return 6 + 3 + 9 + (form.curve_knots + 1) + 2 * form.toning_knots + 2 * (1 + 2 * form.harmonics)
 
 
 def thumbnail(srgb: torch.Tensor, size: int) -> torch.Tensor:
@@ -143,6 +149,51 @@ def piecewise_linear(knots: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (left + frac * (right - left)).view_as(x)
 
 
+def apply_grade(cfg, grade: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+    """Apply each frame's grade (N,P) to every pixel of OklabP (N,3,H,W), in four stages (``cfg``
+    gives the grade's form: curve_knots, toning_knots, harmonics):
+
+    1. levels and gamma per channel on the encoded sRGB values (lifted or crushed blacks,
+       dimmed whites, CDL slope/offset/power, exposure on the encoded values)
+    2. a 3x3 matrix in linear light (white balance, CDL-like channel mixing)
+    3. a monotone tone curve on Oklab lightness
+    4. a and b offsets as functions of lightness (casts, split toning), then chroma scale
+       and hue rotation as Fourier series in hue (saturation, hue warps)
+    """
+    n = grade.shape[0]
+    g = grade.float()
+    sizes = (3, 3, 3, 9, cfg.curve_knots + 1, cfg.toning_knots, cfg.toning_knots,
+             1 + 2 * cfg.harmonics, 1 + 2 * cfg.harmonics)
+    black, white, gamma, matrix, curve, tone_a, tone_b, chroma, hue = torch.split(g, sizes, dim=1)
+    per_channel = (n, 3, 1, 1)
+    rgb = oklabp_to_srgb(lab, clamp=False)
+    black, white = 0.1 * black.view(per_channel), 1.0 + 0.1 * white.view(per_channel)
+    rgb = ((rgb - black) / (white - black).clamp_min(0.05)).clamp_min(0.0)
+    power = torch.exp(0.3 * gamma).view(per_channel)
+    rgb = (rgb + 1e-6) ** power - 1e-6 ** power
+    linear = srgb_eotf(rgb)
+    mix = torch.eye(3, device=g.device) + 0.1 * matrix.view(n, 3, 3)
+    linear = torch.einsum("nij,njhw->nihw", mix, linear).clamp_min(0.0)
+    out = srgb_to_oklabp(srgb_oetf(linear), clamp=False)
+    L, a, b = out.unbind(1)
+    # Monotone curve: positive segment slopes (1 when the parameters are 0) from a moved black point.
+    steps = torch.exp(0.5 * curve[:, 1:]) * (2.0 / cfg.curve_knots)
+    knots = torch.cat([-1.0 + 0.1 * curve[:, :1], -1.0 + 0.1 * curve[:, :1] + steps.cumsum(1)], dim=1)
+    L = piecewise_linear(knots, L)
+    a = a + 0.1 * piecewise_linear(tone_a, L)
+    b = b + 0.1 * piecewise_linear(tone_b, L)
+    if cfg.harmonics:
+        angle = torch.atan2(b, a)
+        orders = torch.arange(1, cfg.harmonics + 1, device=g.device, dtype=angle.dtype).view(1, -1, 1, 1)
+        basis = torch.cat([torch.ones_like(angle)[:, None], torch.cos(orders * angle[:, None]),
+                           torch.sin(orders * angle[:, None])], dim=1)  # N,1+2H,H,W
+        scale = torch.exp(0.3 * torch.einsum("nk,nkhw->nhw", chroma, basis))
+        turn = 0.3 * torch.einsum("nk,nkhw->nhw", hue, basis)
+        cos, sin = torch.cos(turn), torch.sin(turn)
+        a, b = scale * (a * cos - b * sin), scale * (a * sin + b * cos)
+    return torch.stack([L, a, b], dim=1)
+
+
 class BakeNetGlobal(nn.Module):
     """OklabP frame -> OklabP frame through one predicted grade per frame."""
 
@@ -156,48 +207,8 @@ class BakeNetGlobal(nn.Module):
         return self.encoder(thumb)
 
     def apply(self, grade: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
-        """Apply each frame's grade (N,P) to every pixel of OklabP (N,3,H,W), in four stages:
-
-        1. levels and gamma per channel on the encoded sRGB values (lifted or crushed blacks,
-           dimmed whites, CDL slope/offset/power, exposure on the encoded values)
-        2. a 3x3 matrix in linear light (white balance, CDL-like channel mixing)
-        3. a monotone tone curve on Oklab lightness
-        4. a and b offsets as functions of lightness (casts, split toning), then chroma scale
-           and hue rotation as Fourier series in hue (saturation, hue warps)
-        """
-        cfg = self.config
-        n = grade.shape[0]
-        g = grade.float()
-        sizes = (3, 3, 3, 9, cfg.curve_knots + 1, cfg.toning_knots, cfg.toning_knots,
-                 1 + 2 * cfg.harmonics, 1 + 2 * cfg.harmonics)
-        black, white, gamma, matrix, curve, tone_a, tone_b, chroma, hue = torch.split(g, sizes, dim=1)
-        per_channel = (n, 3, 1, 1)
-        rgb = oklabp_to_srgb(lab, clamp=False)
-        black, white = 0.1 * black.view(per_channel), 1.0 + 0.1 * white.view(per_channel)
-        rgb = ((rgb - black) / (white - black).clamp_min(0.05)).clamp_min(0.0)
-        power = torch.exp(0.3 * gamma).view(per_channel)
-        rgb = (rgb + 1e-6) ** power - 1e-6 ** power
-        linear = srgb_eotf(rgb)
-        mix = torch.eye(3, device=g.device) + 0.1 * matrix.view(n, 3, 3)
-        linear = torch.einsum("nij,njhw->nihw", mix, linear).clamp_min(0.0)
-        out = srgb_to_oklabp(srgb_oetf(linear), clamp=False)
-        L, a, b = out.unbind(1)
-        # Monotone curve: positive segment slopes (1 when the parameters are 0) from a moved black point.
-        steps = torch.exp(0.5 * curve[:, 1:]) * (2.0 / cfg.curve_knots)
-        knots = torch.cat([-1.0 + 0.1 * curve[:, :1], -1.0 + 0.1 * curve[:, :1] + steps.cumsum(1)], dim=1)
-        L = piecewise_linear(knots, L)
-        a = a + 0.1 * piecewise_linear(tone_a, L)
-        b = b + 0.1 * piecewise_linear(tone_b, L)
-        if cfg.harmonics:
-            angle = torch.atan2(b, a)
-            orders = torch.arange(1, cfg.harmonics + 1, device=g.device, dtype=angle.dtype).view(1, -1, 1, 1)
-            basis = torch.cat([torch.ones_like(angle)[:, None], torch.cos(orders * angle[:, None]),
-                               torch.sin(orders * angle[:, None])], dim=1)  # N,1+2H,H,W
-            scale = torch.exp(0.3 * torch.einsum("nk,nkhw->nhw", chroma, basis))
-            turn = 0.3 * torch.einsum("nk,nkhw->nhw", hue, basis)
-            cos, sin = torch.cos(turn), torch.sin(turn)
-            a, b = scale * (a * cos - b * sin), scale * (a * sin + b * cos)
-        return torch.stack([L, a, b], dim=1)
+        """Apply each frame's grade (N,P) to every pixel of OklabP (N,3,H,W) (``apply_grade``)."""
+        return apply_grade(self.config, grade, lab)
 
     def forward(self, lab: torch.Tensor, thumb: torch.Tensor | None = None) -> torch.Tensor:
         """Whole frames in OklabP; ``thumb`` (from ``thumbnail``) if the caller has made it already."""

@@ -1,6 +1,7 @@
 """The Bake colour-restoration operator: sRGB -> OklabP -> BakeNet (tiled) -> OklabP -> sRGB."""
 from __future__ import annotations
 
+import copy
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..engine import auto_tile, deterministic_call, pick_device, run_tiled
 from ..errors import CheckpointError, SettingsError
 from ..models.bakenet_fast import FastBakeNet
 from ..models.bakenet_global import BakeNetGlobal, thumbnail
+from ..models.shot import ShotCorrection
 from ..node import Knob, Operator, register
 from ..palette import restore_srgb
 from ..shot_grade import TEMPORAL_MODES, ShotGrade, combine, effective_mode, is_lut, load_grade
@@ -43,14 +45,19 @@ def load_cached(path: str) -> LoadedCheckpoint:
 _FAST: dict = {}
 
 
-def inference_model(checkpoint: LoadedCheckpoint, device: torch.device) -> FastBakeNet | BakeNetGlobal:
-    """The inference form (fused for the convolutional BakeNet), built once per checkpoint and
-    device (hosts call repeatedly)."""
+def inference_model(checkpoint: LoadedCheckpoint, device: torch.device) -> FastBakeNet | BakeNetGlobal | ShotCorrection:
+    """The inference form (fused for the convolutional BakeNet, also inside a learned shot
+    correction), built once per checkpoint and device (hosts call repeatedly)."""
     key = (checkpoint.sha256, str(device))
     if key not in _FAST:
         _FAST.clear()
         model = checkpoint.model
-        _FAST[key] = (model if isinstance(model, BakeNetGlobal) else FastBakeNet(model)).to(device)
+        if isinstance(model, ShotCorrection) and model.local is not None:
+            model = copy.copy(model)  # the loaded checkpoint keeps its trainable form
+            model._modules = {**model._modules, "local": FastBakeNet(model.local)}
+        elif not isinstance(model, (BakeNetGlobal, ShotCorrection)):
+            model = FastBakeNet(model)
+        _FAST[key] = model.to(device)
     return _FAST[key]
 
 
@@ -107,12 +114,15 @@ class Bake(Operator):
         self.model = inference_model(self.checkpoint, self.device)
         self.halo = self.checkpoint.info.config.receptive_radius
         self.is_global = isinstance(self.model, BakeNetGlobal)
+        self.is_shot = isinstance(self.model, ShotCorrection)  # learned from keyframes: nothing to estimate
         self._lock = threading.Lock()
         self.temporal = effective_mode(self.settings["temporal"], self.is_global)
         if self.temporal != "frame" and not self.is_global:
-            raise SettingsError(None, f"--temporal {self.temporal} needs the global BakeNet; "
-                                f"{Path(self.checkpoint.path).name} is the per-pixel {self.checkpoint.info.preset} preset",
-                                "drop --temporal (per-pixel presets work frame by frame) or use the default model")
+            name = Path(self.checkpoint.path).name
+            what = ("a correction learned from keyframes (the same for every frame, blended between keys)"
+                    if self.is_shot else f"the per-pixel {self.checkpoint.info.preset} preset")
+            raise SettingsError(None, f"--temporal {self.temporal} needs the global BakeNet; {name} is {what}",
+                                "drop --temporal or use the default model")
         self.shot_grade: ShotGrade | None = None
         self.lut = None  # (OCIO processor, LUT colour space, file sha256) for a LUT --grade
         if self.settings.get("grade"):
@@ -192,6 +202,11 @@ class Bake(Operator):
         with self._lock:  # one model, one frame at a time
             if self.is_global:
                 result = self._process_global(image, frame)
+            elif self.is_shot:
+                tile = self.settings["tile"] or (GLOBAL_TILE if not self.halo else auto_tile(
+                    height, width, self.halo, self.model.config.local_dim, self.device))
+                result = run_tiled(lambda srgb: restore_srgb(lambda lab: self.model(lab, frame), srgb),
+                                   image, tile, self.halo, self.device, self.on_tile)
             else:
                 tile = self.settings["tile"] or auto_tile(height, width, self.halo,
                                                           self.checkpoint.info.config.dim, self.device)
