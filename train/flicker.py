@@ -52,7 +52,10 @@ def make_shot(image: Image, family: str, seed: int, index: int, frames: int, siz
     clean = pan_views(image.pixels, frames, size)
     plate = []
     for n, view in enumerate(clean):
-        graded = grades.degrade(family, view[None], seeded(seed, index, 0))[0].float()  # same grade every frame
+        if family == "secondary":  # keyed on a colour of the whole photo: the same secondary every frame
+            graded = grades.secondary(view[None], seeded(seed, index, 0), image.pixels[None])[0].float()
+        else:  # same grade every frame
+            graded = grades.degrade(family, view[None], seeded(seed, index, 0))[0].float()
         noise = torch.randn(graded.shape, generator=seeded(seed, index, 1 + n)) * grain
         plate.append((graded + noise).clamp(0.0, 1.0))
     return clean, plate

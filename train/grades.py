@@ -164,9 +164,10 @@ def combo(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.cat(out)
 
 
-def secondary(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def secondary(srgb: torch.Tensor, gen: torch.Generator, reference: torch.Tensor | None = None) -> torch.Tensor:
     """A hue-keyed secondary, as a colourist keys one colour range: the hues within a soft window
-    (30-50 degrees wide) around the hue of a random coloured pixel of the frame are turned
+    (30-50 degrees wide) around the hue of a random coloured pixel of ``reference`` (default: the
+    frame itself; a shot passes its whole photo, so every frame gets the same secondary) are turned
     (15-35 degrees either way), saturated or desaturated (+-40 %) and lightened or darkened
     (+-0.05 OklabP); neutral colours are left alone. Not one of the training families: a global
     grade cannot express it (the keyframe eval's test of the colour lattice)."""
@@ -176,10 +177,13 @@ def secondary(srgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     chroma = torch.sqrt(a * a + b * b)
     hue = torch.atan2(b, a)
     out = []
+    ref = srgb_to_oklabp((srgb if reference is None else reference).double())
+    ref_chroma, ref_hue = torch.sqrt(ref[:, 1] ** 2 + ref[:, 2] ** 2), torch.atan2(ref[:, 2], ref[:, 1])
     for i in range(n):
-        weights = (chroma[i] - 0.04).clamp_min(0).flatten()
-        pick = torch.multinomial(weights + 1e-12, 1, generator=gen) if float(weights.sum()) > 0 else torch.zeros(1, dtype=torch.long)
-        centre = hue[i].flatten()[pick]
+        r = i if reference is None else 0
+        weights = (ref_chroma[r] - 0.04).clamp_min(0).flatten()
+        pick = torch.multinomial(weights + 1e-12, 1, generator=gen)
+        centre = ref_hue[r].flatten()[pick]
         width = math.radians(float(_u(gen, 1, 30.0, 50.0))) / 2
         turn = math.radians(float(_u(gen, 1, 15.0, 35.0))) * (1 if float(_u(gen, 1, -1, 1)) > 0 else -1)
         scale, lift = float(_u(gen, 1, -0.4, 0.4)), float(_u(gen, 1, -0.05, 0.05))

@@ -377,6 +377,19 @@ def _frame_de(lab_a: torch.Tensor, lab_b: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
+def one_thread():
+    """torch splits reductions (the loss's mean, the gradients' sums) by thread count, so two
+    machines with different core counts would fit slightly different numbers; one thread makes
+    the colour stages' result the same on every node (measured: 1 and 2 threads differed)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextmanager
 def flush_denormals():
     """Tiny values (a gamma of a near-black, a cube root near zero) are denormal floats, which
     made the grade's fit 4x slower on the CPU (47 s against 11 s, same result: measured)."""
@@ -394,7 +407,8 @@ def learn_shot(pairs: list[KeyPair], options: LearnOptions) -> tuple[ShotCorrect
 
 
 def _learn_shot(pairs: list[KeyPair], options: LearnOptions) -> tuple[ShotCorrection, dict]:
-    model, found = learn_colour(pairs, options)
+    with one_thread():
+        model, found = learn_colour(pairs, options)
     stages = {"grade": {"steps": options.grade_steps, "kept": True, "lr": 0.05}}
     if options.lut_size:
         stages["lut"] = {"size": options.lut_size, "steps": options.lut_steps, "smoothing_tried": list(SMOOTHING),
