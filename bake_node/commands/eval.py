@@ -14,6 +14,7 @@ Examples:
   bake-seq eval --data holdout/ --checkpoint runs/v5/checkpoints/best/model.safetensors -o eval_v5
   bake-seq eval --model colorize --data data/bundled/holdout -o eval-colorize   # the shipped colorize model
   bake-seq eval --flicker --data data/bundled/holdout -o eval-flicker   # temporal modes on panning shots
+  bake-seq eval --keyframes --data data/bundled/holdout -o eval-keys    # learning from one key per shot
 """
 
 
@@ -40,12 +41,18 @@ Examples:
 @click.option("--flicker", is_flag=True,
               help="temporal stability instead: panning test shots with grain and one degradation each, "
                    "restored with --temporal frame, window and shot (frame-to-frame colour jitter and dE)")
+@click.option("--keyframes", is_flag=True,
+              help="learning from keys instead: panning test shots (one degradation each, a hue-keyed "
+                   "secondary, a grey shot to colourise); `bake-seq learn` on the clean first frame, scored on "
+                   "the other frames beside doing nothing and the blind model")
+@click.option("--grain", default=0.0, show_default=True, type=click.FloatRange(0, 0.2),
+              help="--keyframes: Gaussian grain (sigma) on the plates")
 @click.option("--shot-frames", default=24, show_default=True, type=click.IntRange(3, 1000),
-              help="--flicker: frames per test shot")
+              help="--flicker / --keyframes: frames per test shot (--keyframes default 12)")
 @click.option("--window", default=9, show_default=True, type=click.IntRange(1, 1001),
               help="--flicker: the window mode's frames")
 def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, device, compare_cpu, precision,
-            flicker, shot_frames, window):
+            flicker, keyframes, grain, shot_frames, window):
     """Score a checkpoint against doing nothing, grey-world white balance and the previous model.
 
     Each clean image gets fixed-seed degradations of every family (darkroom, ASC CDL, white
@@ -65,6 +72,9 @@ def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, dev
         return colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device)
     if flicker:
         return flicker_eval(data, checkpoint, out, seed, downscale, device, shot_frames, window)
+    if keyframes:
+        frames = shot_frames if click.get_current_context().get_parameter_source("shot_frames").name == "COMMANDLINE" else 12
+        return keyframe_eval(data, checkpoint, out, seed, downscale, frames, grain)
 
     from bake_node.node import get_operator
     from bake_node.operators.bake import CPU_CHECKPOINT
@@ -132,6 +142,21 @@ def flicker_eval(data, checkpoint, out, seed, downscale, device, shot_frames, wi
                  f"panning shot of {shot_frames} frames per image and family, grain sigma {report['grain']}, "
                  f"window {window}. Jitter: std over frames of the mean OklabP colour x 100; drift: the same "
                  f"of (result - clean frame); dE: CIEDE2000 to the clean frames.")
+
+
+def keyframe_eval(data, checkpoint, out, seed, downscale, frames, grain) -> None:
+    from bake_seq.train.data import load_folder
+    from bake_seq.train.keyframe_eval import keyframe_table, run_keyframe_eval
+
+    images = load_folder(data, downscale=downscale)
+    report = run_keyframe_eval(images, frames=frames, grain=grain, seed=2024 if seed is None else seed,
+                               blind_checkpoint=checkpoint, say=lambda text: click.echo(text, err=True))
+    report["data"] = data
+    write_report(out, "keyframes", report, keyframe_table(report),
+                 f"Images: {', '.join(report['images'])}; one panning shot of {frames} frames per image and family "
+                 f"({report['size'][1]}x{report['size'][0]}, grain sigma {grain}); key = the clean first frame, "
+                 f"scored on the other {frames - 1} frames (mean CIEDE2000); blind = the shipped model with "
+                 f"--temporal shot. Colourise: the grey shot, key = the colour first frame.")
 
 
 def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -> None:

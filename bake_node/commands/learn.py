@@ -109,10 +109,25 @@ def command(plate, keys, output, op_name, key_colorspace, bit_depth, ocio_config
     pairs = []
     for frame, path in sorted(keys):
         pairs.append(read_pair(plan, frame, path, key_colorspace, load_frame, say))
+    model, record, save = learn_pairs(pairs, op_name, seed=seed, lut_size=lut_size, local=local, steps=steps,
+                                      max_minutes=max_minutes, device=device, say=say, progress=progress_printer(quiet))
+    record.update(learned_from(plan, op_name, seed, max_minutes))
+    save(output, model, record)
+    seconds = time.monotonic() - started
+    summary = {"output": output, "op": op_name, "seconds": round(seconds, 2), **record}
+    if json_summary:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(report_lines(output, op_name, record, seconds))
+
+
+def learn_pairs(pairs, op_name: str, seed: int = 0, lut_size: int = 17, local: bool = False, steps: int | None = None,
+                max_minutes: float = 10.0, device: str = "auto", say=lambda text: None, progress=lambda *a: None):
+    """Checked key pairs -> (model, record, save function): what every host runs (the CLI here,
+    ComfyUI's Learn From Keyframes node), so they learn the same file from the same keys."""
     from bake_seq.train.keyframes import check_pair
 
     alignment = [check_pair(pair) for pair in pairs]
-    progress = progress_printer(quiet)
     if op_name == "colorize":
         from bake_seq.train.learn_colorize import ColorizeLearnOptions, learn_colorize, save_learned_colorize
 
@@ -131,14 +146,7 @@ def command(plate, keys, output, op_name, key_colorspace, bit_depth, ocio_config
         scores.update({"file": pair.path, "sha256": pair.sha256, "colorspace": pair.colorspace,
                        "alignment": {"structure_match": round(found["match"], 4),
                                      "largest_offset_px": round(found["shift"], 3)}})
-    record.update(learned_from(plan, op_name, seed, options))
-    save(output, model, record)
-    seconds = time.monotonic() - started
-    summary = {"output": output, "op": op_name, "seconds": round(seconds, 2), **record}
-    if json_summary:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        click.echo(report_lines(output, op_name, record, seconds))
+    return model, record, save
 
 
 def read_pair(plan, frame: int, path: str, key_colorspace: str | None, load_frame, say):
@@ -184,13 +192,13 @@ def read_key(plan, frame: int, path: str, key_colorspace: str | None, say):
     return convert(rgb, plan.config, space, WORKING_SPACE), space
 
 
-def learned_from(plan, op_name: str, seed: int, options) -> dict:
+def learned_from(plan, op_name: str, seed: int, max_minutes: float) -> dict:
     from .. import __version__
 
     return {"learned_by": "bake-seq learn", "op": op_name, "bake_seq": __version__, "seed": seed,
             "plate": str(plan.pattern), "plate_colorspace": plan.input_colorspace.value,
             "bit_depth": plan.bit_depth.value, "ocio_config": plan.config_source.value,
-            "ocio_config_id": plan.config_id, "max_minutes": options.max_minutes,
+            "ocio_config_id": plan.config_id, "max_minutes": max_minutes,
             "working_space": "sRGB Encoded Rec.709 (sRGB) -> OklabP"}
 
 

@@ -12,6 +12,7 @@ One node per registered operator is generated from its knobs; nothing here names
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -315,11 +316,82 @@ class BeforeAfter:
         return (before_after(before.cpu(), after.cpu(), mode),)
 
 
+class LearnFromKeyframes:
+    """A plate batch + the artist's corrected frames -> a learned correction (`bake-seq learn` in a
+    graph): its path goes to the Bake node's checkpoint input (or, op colorize, the Colorize node's
+    colorize_checkpoint), which then renders every frame of the plate with it."""
+
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("checkpoint",)
+    FUNCTION = "learn"
+    OUTPUT_NODE = True
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "plate": ("IMAGE", {"tooltip": "the plate frames (Load Plate Sequence)"}),
+                "corrected": ("IMAGE", {"tooltip": "the corrected frames, one per key frame, in key_frames order"}),
+                "key_frames": ("STRING", {"default": "1001", "tooltip": "frame numbers of the corrected images, "
+                                                                        "e.g. 1001,1100"}),
+                "first_frame": ("INT", {"default": 1001, "min": -10**7, "max": 10**7,
+                                        "tooltip": "frame number of the plate's first image"}),
+                "output": ("STRING", {"default": "bake-seq/shot.safetensors",
+                                      "tooltip": "the learned model to write; relative: ComfyUI's output folder"}),
+                "op": (["bake", "colorize"], {"default": "bake"}),
+            },
+            "optional": {
+                "local": ("BOOLEAN", {"default": False, "tooltip": "also fine-tune the per-pixel BakeNet (minutes)"}),
+                "steps": ("INT", {"default": 400, "min": 1, "max": 100000, "tooltip": "local / colorize training steps"}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
+                "max_minutes": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 1e4}),
+            },
+        }
+
+    def learn(self, plate, corrected, key_frames, first_frame, output, op, local=False, steps=400, seed=0,
+              max_minutes=10.0):
+        from bake_node.commands.learn import learn_pairs
+        from bake_seq.train.keyframes import KeyPair
+
+        with in_node_words("Learn From Keyframes", {"--key": "key_frames", "-o": "output", "--local": "local"}):
+            frames = parse_frames(key_frames)
+            if len(frames) != corrected.shape[0]:
+                raise ValueError(f"Learn From Keyframes: key_frames names {len(frames)} frames for "
+                                 f"{corrected.shape[0]} corrected images — give one frame number per image")
+            pairs = []
+            for i, number in enumerate(frames):
+                index = number - first_frame
+                if not 0 <= index < plate.shape[0]:
+                    raise PlateError(None, f"key frame {number} is not in the plate ({first_frame}-"
+                                     f"{first_frame + plate.shape[0] - 1})", "check key_frames and first_frame")
+                key = rgb_of(corrected, i)  # no file here: the record names the key by its pixels' hash
+                pairs.append(KeyPair(number, rgb_of(plate, index), key, f"corrected image {i}",
+                                     hashlib.sha256(key.tobytes()).hexdigest(), WORKING_SPACE))
+            path = resolve(output, "output")
+            if not path.lower().endswith(".safetensors"):
+                raise ValueError("Learn From Keyframes: output must end in .safetensors")
+            refuse_replacing([path], LOADED_PLATES, "Learn From Keyframes: choose another output")
+            model, record, save = learn_pairs(sorted(pairs, key=lambda p: p.frame), op, seed=seed, local=local,
+                                              steps=steps if (local or op == "colorize") else None,
+                                              max_minutes=max_minutes)
+            record.update({"learned_by": "bake-seq ComfyUI Learn From Keyframes", "op": op, "seed": seed,
+                           "max_minutes": max_minutes})
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            save(path, model, record)
+        return {"ui": {"text": [f"learned from {len(pairs)} keys -> {path}"]}, "result": (path,)}
+
+
+def rgb_of(batch: torch.Tensor, index: int) -> np.ndarray:
+    return np.ascontiguousarray(batch[index, :, :, :3].cpu().numpy(), np.float32)
+
+
 def mappings() -> tuple[dict, dict]:
     """ComfyUI's two registries: node id -> class, node id -> display name."""
     nodes = {"BakeSeqLoadPlateSequence": (LoadPlateSequence, "Load Plate Sequence"),
              "BakeSeqSavePlateSequence": (SavePlateSequence, "Save Plate Sequence"),
-             "BakeSeqBeforeAfter": (BeforeAfter, "Before/After Compare")}
+             "BakeSeqBeforeAfter": (BeforeAfter, "Before/After Compare"),
+             "BakeSeqLearnFromKeyframes": (LearnFromKeyframes, "Learn From Keyframes")}
     for name, op in sorted(all_operators().items()):
         node = operator_node(op)
         nodes[node.__name__] = (node, op.label or name)
