@@ -46,6 +46,11 @@ def command(fmt, output, checkpoint, tile, range_policy, colour_maths):
         raise CheckpointError(None, "no checkpoint given and no default model is installed",
                               "pass --checkpoint FILE.safetensors")
     loaded = load_cached(path)
+    if loaded.info.preset == "shot":  # learned from keyframes (`bake-seq learn`)
+        raise SettingsError(path, "a correction learned from keyframes has no TorchScript/ONNX export yet",
+                            "for Nuke's OCIOFileTransform or any OCIO host write it as a LUT: bake-seq grade "
+                            "PLATE --checkpoint FILE -o shot.cube (learned without --local); or render it with "
+                            "bake-seq render / the BakeSeq Nuke node / ComfyUI")
     if loaded.info.config.receptive_radius == 0:  # the global preset: a per-frame estimate, not a conv net
         raise SettingsError(path, "the global BakeNet (whole-frame grade) has no TorchScript/ONNX export yet",
                             "export the per-pixel model instead: --checkpoint "

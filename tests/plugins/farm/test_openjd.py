@@ -226,3 +226,26 @@ def test_the_submitting_machines_ocio_config_travels_with_the_job_and_chunks_fit
     failed = bake("submit", "openjd", plate, "--bundle", tmp_path / "job2", "--bake-seq-exe", bake_seq_exe,
                   "--chunk", "200", code=2)
     assert "at most 150 frames per chunk" in failed.stderr and not (tmp_path / "job2").exists()
+
+
+@pytest.mark.skipif(not Path(OPENJD).exists(), reason="openjd-cli is not installed")
+def test_openjd_run_applies_a_learned_correction_like_one_local_render(tmp_path, bake_seq_exe):
+    """`bake-seq learn` once (two keys: frames between them blend), then every chunk applies the
+    same file: bit-identical to one local render."""
+    from tests.train.test_learn_keys import FIRST, FRAMES as SHOT, make_shot
+
+    plate, _, _ = make_shot(tmp_path / "shot")
+    last = FIRST + SHOT - 1
+    keys = tmp_path / "shot" / "clean"
+    learned = tmp_path / "shot.safetensors"
+    bake("learn", plate, "--key", f"{FIRST}={keys / f'{FIRST}.png'}", "--key", f"{last}={keys / f'{last}.png'}",
+         "-o", learned, "-q")
+    options = ["--checkpoint", learned, "-i", SRGB]
+    bake("render", plate, "-o", tmp_path / "local" / "####.png", *options, "-q")
+    bundle = tmp_path / "job"
+    bake("submit", "openjd", plate, "-o", tmp_path / "farm" / "####.png", "--chunk", "2", "--bundle", bundle,
+         "--bake-seq-exe", bake_seq_exe, *options)
+    run = subprocess.run([OPENJD, "run", str(bundle / "template.yaml"), "-p", f"file://{bundle / 'parameter_values.yaml'}"],
+                         capture_output=True, text=True, cwd=tmp_path, env=subprocess_env())
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert_same_frames(tmp_path / "farm", tmp_path / "local")
