@@ -129,7 +129,7 @@ def read_checkpoint(path: str, model_name: str, fix: str):
         config = config_class(**meta["config"])
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: deeply nested JSON
         raise CheckpointError(path, f"bake-seq metadata is unreadable ({exc})", fix) from None
     for name, tensor in state.items():  # right shapes but wrong values would render NaN frames with exit 0
         if not tensor.is_floating_point():

@@ -5,11 +5,17 @@ code that tells a farm whether a retry can help. Codes (also in the README):
 
     0   success
     1   internal error (a bug: traceback printed; please report)
-    2   bad usage or settings (click's usage errors too)          permanent
+    2   bad usage or settings (click's usage errors too):        permanent
+        options, settings files, --grade records and LUT sidecars
+        (whatever the bounded reader refuses), a LUT too big or
+        not a regular file
     3   bad input plate: missing/corrupt frame, NaN, channels     permanent
     4   bad checkpoint / model file                               permanent
-    5   colour management: unknown colour space, bad config       permanent
-    6   output would overwrite an input / unsafe output path      permanent
+    5   colour management: unknown colour space, bad config, a    permanent
+        LUT OpenColorIO cannot read or holding NaN/Inf
+    6   output would overwrite an input / unsafe output path: a   permanent
+        file where an output folder (or its .bake-seq/) should
+        be; `grade -o` onto a file it did not just write
     7   `bake-seq status`: frames missing or stale (not an error)
     10  output write failed (disk full, permissions, network FS)  retryable
     11  compute device failed (CUDA error, out of memory)         retryable

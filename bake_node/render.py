@@ -26,8 +26,8 @@ from bake_seq.ocio.config import WORKING_SPACE, resolve_colorspace, resolve_conf
 from bake_seq.ocio.convert import convert
 from bake_seq.ocio.guess import guess_with_evidence
 from bake_seq.sequences.errors import PlateError
-from bake_seq.sequences.manifest import (claim_frame, file_identity, frame_state, lock_lease_s, read_record,
-                                         release_frame, write_record)
+from bake_seq.sequences.manifest import (RECORD_DIR, claim_frame, file_identity, frame_state, lock_lease_s,
+                                         read_record, release_frame, write_record)
 from bake_seq.sequences.metadata import resized_metadata
 from bake_seq.sequences.pattern import FramePattern, format_frame_ranges, resolve_frames
 from bake_seq.sequences.plate import COLOURSPACE_NOTE, DPX_TEXT, Header, check_size, read_header, read_plate, write_plate
@@ -194,25 +194,43 @@ def plan_render(request: RenderRequest) -> RenderPlan:
     return plan
 
 
-def check_output_folder(plan: RenderPlan) -> None:
-    """Before any frame is computed: the output folder can be made and written to."""
-    from bake_seq.sequences.errors import OutputError
-
+def check_output_folder(plan: RenderPlan, create: bool = True) -> None:
+    """Before any frame is computed: the output folder and its record folder can be made and
+    written to (``create``), or at least no file stands where they should be (`submit`, on a
+    machine that may not write there)."""
     folder = os.path.dirname(os.path.abspath(plan.output.path(plan.frames[0])))
-    probe = folder
-    while not os.path.exists(probe):
+    check = writable_folder if create else refuse_file_in_path
+    check(folder, "choose another -o folder")
+    check(os.path.join(folder, RECORD_DIR), f"remove or rename it: bake-seq keeps each frame's resume record "
+          f"and lock in the output's {RECORD_DIR}/ folder")
+
+
+def refuse_file_in_path(folder: str, fix: str) -> None:
+    """A file (or a dangling link) where ``folder`` or one above it should be: no retry helps,
+    so it is an unsafe output (exit 6) in every command, not a failed write."""
+    probe = os.path.abspath(folder)
+    while not os.path.lexists(probe):
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
-        raise UnsafeOutputError(folder, f"goes through {probe}, which is a file, not a folder",
-                                "choose another -o folder")
+        what = "a broken link" if os.path.islink(probe) else "a file"
+        where = "is" if probe == os.path.abspath(folder) else f"goes through {probe}, which is"
+        raise UnsafeOutputError(folder, f"{where} {what}, not a folder", fix)
+
+
+def writable_folder(folder: str, fix: str) -> None:
+    """``folder`` exists (made if need be) and takes a new file; else one line: exit 6 for a
+    file in the way, exit 10 (retryable) for a failed write (permissions, read-only, disk full)."""
+    from bake_seq.sequences.errors import OutputError
+
+    refuse_file_in_path(folder, fix)
     try:
         os.makedirs(folder, exist_ok=True)
         fd, test = tempfile.mkstemp(prefix=".bake-seq-write-test-", dir=folder)
         os.close(fd)
         os.remove(test)
     except OSError as exc:
-        raise OutputError(folder, f"cannot write to the output folder ({exc.strerror or exc})",
-                          "check its permissions and free space, or choose another -o") from None
+        raise OutputError(folder, f"cannot write to the folder ({exc.strerror or exc})",
+                          f"check its permissions and free space, or {fix}") from None
 
 
 def default_output_colorspace(config, plate_space: str, plate_is_float: bool, extension: str) -> Decision:

@@ -30,24 +30,14 @@ def _format(path: str) -> str:
 
 def load_settings(path: str) -> tuple[str, dict]:
     """(operator name, {knob: value}) from a settings file, checked against the operator's knobs."""
-    import yaml
+    from bake_seq.sequences.datafile import DataFileError, read_yaml
 
     _format(path)
     try:
-        if os.path.getsize(path) > MAX_SETTINGS_BYTES:
-            raise SettingsError(path, f"is larger than {MAX_SETTINGS_BYTES >> 10} KB: not a settings file",
-                                "write it with `bake-seq config`")
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)  # YAML 1.2 is a superset of JSON: one parser for both
-    except UnicodeDecodeError:
-        raise SettingsError(path, "is not UTF-8 text", "write it with `bake-seq config`") from None
-    except OSError as exc:
-        raise SettingsError(path, f"cannot read the settings file ({exc.strerror})", "check the --config path") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where else ""
-        raise SettingsError(path, f"is not valid YAML/JSON{at}", "fix the file or write it again with "
-                            "`bake-seq config`") from None
+        data = read_yaml(path, MAX_SETTINGS_BYTES)  # YAML 1.2 is a superset of JSON: one parser for both
+    except DataFileError as exc:
+        raise SettingsError(path, f"the settings file {exc}",
+                            "check the --config path, or write it with `bake-seq config`") from None
     if not isinstance(data, dict) or "op" not in data:
         raise SettingsError(path, "has no 'op:' entry", "write it with `bake-seq config -o FILE --op NAME`")
     unknown = sorted(set(data) - set(TOP_LEVEL))

@@ -52,21 +52,44 @@ def _apply(processor: OCIO.CPUProcessor, band: np.ndarray) -> None:
     processor.apply(OCIO.PackedImageDesc(band, band.shape[1], band.shape[0], 3))
 
 
-def lut_processor(config: OCIO.Config, lut: str, lut_space: str, working: str) -> OCIO.CPUProcessor:
-    """working -> ``lut_space`` -> the LUT file (tetrahedral for 3D LUTs) -> back to working:
-    how a LUT made in the plate's (or the working) colour space is applied to working pixels."""
+def lut_processor(config: OCIO.Config, lut: str, lut_space: str, lut_output_space: str,
+                  working: str) -> OCIO.CPUProcessor:
+    """working -> ``lut_space`` -> the LUT file (tetrahedral for 3D LUTs), whose values are in
+    ``lut_output_space`` -> back to working: how a LUT made from the plate's (or the working)
+    colour space to the render's output space is applied to working pixels, so that the render's
+    own working -> output conversion afterwards lands on the LUT's values."""
     from bake_seq.ocio.errors import ColourError
 
     space = resolve_colorspace(config, lut_space, "LUT colour space")
-    steps = [OCIO.FileTransform(lut, interpolation=OCIO.INTERP_TETRAHEDRAL)]
-    if space != resolve_colorspace(config, working):
-        steps = [OCIO.ColorSpaceTransform(working, space), *steps, OCIO.ColorSpaceTransform(space, working)]
+    out = resolve_colorspace(config, lut_output_space, "LUT output colour space")
+    working = resolve_colorspace(config, working)
+    lut_file = OCIO.FileTransform(lut, interpolation=OCIO.INTERP_TETRAHEDRAL)
+    steps = ([OCIO.ColorSpaceTransform(working, space)] if space != working else []) + [lut_file] + (
+        [OCIO.ColorSpaceTransform(out, working)] if out != working else [])
     try:
+        _refuse_non_finite(config.getProcessor(lut_file), lut)
         return config.getProcessor(OCIO.GroupTransform(steps)).getOptimizedCPUProcessor(_EXACT)
     except (OCIO.Exception, OCIO.ExceptionMissingFile) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise ColourError(f"cannot read LUT {lut}: {detail}",
                           "give a .cube, .clf or .spi3d file OpenColorIO reads") from None
+    except UnicodeDecodeError:  # OCIO's message quotes the file's bytes, which are not text
+        raise ColourError(f"cannot read LUT {lut}: not a LUT file (binary data)",
+                          "give a .cube, .clf or .spi3d file OpenColorIO reads") from None
+
+
+def _refuse_non_finite(processor, lut: str) -> None:
+    """OCIO reads 'nan' rows and applies them as 0 (a colour silently wrong): every LUT and
+    matrix value of the file must be finite."""
+    from bake_seq.ocio.errors import ColourError
+
+    for transform in processor.createGroupTransform():
+        values = [transform.getData()] if hasattr(transform, "getData") else []
+        if isinstance(transform, OCIO.MatrixTransform):
+            values += [transform.getMatrix(), transform.getOffset()]
+        if not all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in values):
+            raise ColourError(f"LUT {lut} holds NaN or infinite values",
+                              "fix the file (or export it again with bake-seq grade)")
 
 
 def _processor(config: OCIO.Config, src: str, dst: str) -> OCIO.CPUProcessor | None:

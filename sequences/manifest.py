@@ -8,7 +8,6 @@ holds ``<frame file name>.lock`` there, a lease it keeps refreshing (claim_frame
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import itertools
 import json
@@ -18,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .datafile import NO_HARD_LINKS, DataFileError, open_regular, read_json
 from .plate import _HOST, _alive
 
 RECORD_DIR = ".bake-seq"
@@ -30,19 +30,23 @@ def record_path(frame_path: str) -> str:
 
 def file_identity(path: str) -> dict:
     """Size, mtime and a BLAKE2b hash of the whole file: a frame rewritten with the same size and
-    an old mtime is still seen as changed (hashing a 12 MB 2K DPX takes ~10 ms, README)."""
-    st = os.stat(path)
+    an old mtime is still seen as changed (hashing a 12 MB 2K DPX takes ~10 ms, README). A FIFO
+    or device (never opened to wait on it), or a file gone meanwhile, matches no record."""
     digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with open_regular(path, 1 << 62) as fh:
+            st = os.fstat(fh.fileno())
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except (DataFileError, OSError):
+        return {"size": -1, "mtime_ns": -1, "blake2b": "not a readable regular file"}
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "blake2b": digest.hexdigest()}
 
 
 def same_file(recorded, now: dict) -> bool:
     """By content when the record has a hash (a `touch` changes nothing), else by size and mtime
     (records written before hashes)."""
-    if not isinstance(recorded, dict):
+    if not isinstance(recorded, dict) or now["size"] < 0:
         return False
     if "blake2b" in recorded:
         return recorded.get("size") == now["size"] and recorded["blake2b"] == now["blake2b"]
@@ -74,7 +78,6 @@ def write_record(frame_path: str, record: dict) -> None:
 
 
 LOCK_LEASE_S = 120.0  # a lock not refreshed for this long is stale, whatever host wrote it
-_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 
 
 def lock_lease_s() -> float:
@@ -163,7 +166,7 @@ def _create_lock(path: str) -> int | None:
         return None
     except OSError as exc:
         os.close(fd)
-        if exc.errno not in _NO_HARD_LINKS:
+        if exc.errno not in NO_HARD_LINKS:
             raise
     finally:
         _remove_any(temp)
@@ -266,13 +269,23 @@ def release_frame(frame_path: str) -> None:
         os.close(fd)
 
 
+MAX_RECORD_BYTES = 1 << 20  # a record is ~1 KB; anything this big was not written by bake-seq
+
+# What write_record writes, field by field: a record that differs is no record (the frame renders
+# again, and `status` calls it unrecorded), never a KeyError or a string taken for a mapping.
+_RECORD_FIELDS = {"fingerprint": str, "frame": int, "source": dict, "output": dict, "settings": dict}
+
+
 def read_record(frame_path: str) -> dict | None:
     try:
-        with open(record_path(frame_path), encoding="utf-8") as fh:
-            record = json.load(fh)
-    except (OSError, ValueError):
+        record = read_json(record_path(frame_path), MAX_RECORD_BYTES)
+    except DataFileError:
         return None
-    return record if isinstance(record, dict) else None  # a list or a number is no record: re-render
+    if not isinstance(record, dict) or not all(type(record.get(key)) is kind for key, kind in _RECORD_FIELDS.items()):
+        return None
+    if not isinstance(record.get("operator"), (dict, type(None))):
+        return None
+    return record
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,8 @@ def test_billion_laughs_settings_stay_small(tmp_path, ckpt):
     assert time.perf_counter() - started < 10  # 9^10 strings if anything printed it
     assert "unknown entry" in result.stderr or "(a list)" in result.stderr
     (tmp_path / "big.yaml").write_text("op: bake\n#" + "x" * (2 << 20) + "\n")
-    assert "not a settings file" in bake("render", plate, "--config", tmp_path / "big.yaml", code=2).stderr
+    assert "settings file is 2,097,163 bytes, more than the 1,048,576" in bake(
+        "render", plate, "--config", tmp_path / "big.yaml", code=2).stderr
 
 
 def test_nan_alpha_is_a_plate_error_before_any_frame_is_done(tmp_path, ckpt):
@@ -361,3 +362,146 @@ def test_a_render_killed_mid_shot_leaves_no_frame_missing(tmp_path, ckpt):
     assert not list((tmp_path / "o" / ".bake-seq").glob("*.lock*"))
     again = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", ckpt, "--tile", "128")
     assert "12 already done, 0 to render" in again.stderr  # every frame complete, its record matching
+
+
+# Issue 24 B-F: hostile corrections, records and paths: one line with the documented exit code,
+# or the right result; never a traceback, a hang or unbounded memory.
+
+@pytest.fixture(scope="module")
+def shot(tmp_path_factory):
+    """A 2-frame plate, the test global model and its LUT + sidecar from `bake-seq grade`."""
+    from tests.bake_node.test_global_model import make_global_checkpoint
+    from tests.bake_node.test_shot_grade import panning_plate
+
+    work = tmp_path_factory.mktemp("shot")
+    plate = panning_plate(work / "plate", frames=range(1001, 1003))
+    gckpt = make_global_checkpoint(work / "global.safetensors")
+    bake("grade", plate, "-o", work / "sh.cube", "--checkpoint", gckpt)
+    return work, plate, gckpt
+
+
+def one_line(result, expected):
+    assert expected in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+HOSTILE_JSON = {"nested 5000 deep": "[" * 5000 + "]" * 5000, "3001 digits": "[" + "9" * 3001 + "]",
+                "5001 digits": '{"a": ' + "9" * 5001 + "}"}
+
+
+@pytest.mark.parametrize("body", HOSTILE_JSON.values(), ids=list(HOSTILE_JSON))
+def test_hostile_json_is_one_line_as_a_setting_and_no_record_as_a_resume_record(tmp_path, shot, body):
+    import shutil
+
+    work, plate, gckpt = shot
+    render = ["render", plate, "--checkpoint", gckpt, "-o"]
+    problem = "nests deeper than 32 levels" if body.startswith("[[") else f"holds a number of {body.count('9'):,}"
+    (tmp_path / "r.json").write_text(body)
+    one_line(bake(*render, tmp_path / "o", "--grade", tmp_path / "r.json", code=2), f"grade record {problem}")
+    shutil.copy(work / "sh.cube", tmp_path / "x.cube")
+    (tmp_path / "x.cube.json").write_text(body)
+    one_line(bake(*render, tmp_path / "o", "--grade", tmp_path / "x.cube", code=2), f"LUT sidecar {problem}")
+    for ext in ("json", "yaml"):  # the JSON is YAML too
+        (tmp_path / f"s.{ext}").write_text(body)
+        one_line(bake(*render, tmp_path / "o", "--config", tmp_path / f"s.{ext}", code=2), f"settings file {problem}")
+    assert not list(tmp_path.glob("o/*.png"))
+    # a resume record: not what bake-seq writes, so no record (render again; status: unrecorded)
+    bake(*render, tmp_path / "o", "-q")
+    (tmp_path / "o" / ".bake-seq" / "p.1001.png.json").write_text(body)
+    for judged_against in ([plate, "--checkpoint", gckpt], []):
+        report = json_out(bake("status", tmp_path / "o", *judged_against, "--json", code=7))
+        assert report["frame_states"] == {"1001": "unrecorded", "1002": "done"}
+    assert "1 already done, 1 to render" in bake(*render, tmp_path / "o").stderr
+
+
+def json_out(result):
+    import json
+
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("ext", [".cube", ".spi3d"])
+def test_binary_garbage_as_a_lut_is_one_line(tmp_path, shot, ext):
+    _, plate, gckpt = shot
+    (tmp_path / f"x{ext}").write_bytes(np.random.default_rng(0).bytes(3000))
+    failed = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", gckpt, "--grade", tmp_path / f"x{ext}", code=5)
+    one_line(failed, "not a LUT file (binary data)")
+
+
+def test_fifos_devices_and_oversized_luts_are_refused_unread(tmp_path, shot, monkeypatch):
+    import signal
+
+    import bake_node.lut
+
+    work, plate, gckpt = shot
+    render = ["render", plate, "--checkpoint", gckpt, "-o", tmp_path / "o"]
+
+    def hung(*_):
+        raise TimeoutError("a FIFO or device was read")
+
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    try:
+        one_line(bake(*render, "--grade", "/dev/zero", code=2), "/dev/zero: the grade record is not a regular file")
+        for name in ("fifo.json", "fifo.cube", "fifo.yaml"):
+            os.mkfifo(tmp_path / name)
+        one_line(bake(*render, "--grade", tmp_path / "fifo.json", code=2), "grade record is not a regular file")
+        one_line(bake(*render, "--grade", tmp_path / "fifo.cube", code=2), "the LUT is not a regular file")
+        one_line(bake(*render, "--config", tmp_path / "fifo.yaml", code=2), "settings file is not a regular file")
+        bake(*render, "-q")
+        record = tmp_path / "o" / ".bake-seq" / "p.1002.png.json"
+        record.unlink()
+        os.mkfifo(record)  # a resume record that is a FIFO: no record, never waited on
+        assert json_out(bake("status", tmp_path / "o", "--json", code=7))["frame_states"]["1002"] == "unrecorded"
+        assert "1 already done, 1 to render" in bake(*render).stderr
+    finally:
+        signal.alarm(0)
+    monkeypatch.setattr(bake_node.lut, "MAX_LUT_BYTES", 1000)  # OCIO's largest LUT as text is ~90 MB of 256
+    one_line(bake(*render, "--grade", work / "sh.cube", code=2), "bytes, more than the 1,000 such a file may have")
+
+
+def test_output_paths_fail_before_any_work_with_one_code_per_cause(tmp_path, shot):
+    work, plate, gckpt = shot
+    (tmp_path / "file").write_text("not a folder")
+    through = tmp_path / "file" / "x"
+    failed = bake("grade", plate, "-o", through / "sh.cube", "--checkpoint", gckpt, code=6)
+    one_line(failed, "goes through " + str(tmp_path / "file") + ", which is a file, not a folder")
+    one_line(bake("render", plate, "-o", through, "--checkpoint", gckpt, code=6), "which is a file, not a folder")
+    submit = ["submit", "openjd", plate, "--checkpoint", gckpt, "--bundle", tmp_path / "job", "-i",
+              "sRGB Encoded Rec.709 (sRGB)", "-o"]
+    one_line(bake(*submit, through / "p.####.png", code=6), "which is a file, not a folder")  # was 10 (retryable)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / ".bake-seq").write_text("a file where the record folder goes")
+    one_line(bake("render", plate, "-o", tmp_path / "o", "--checkpoint", gckpt, code=6), ".bake-seq: is a file")
+    one_line(bake(*submit, tmp_path / "o" / "p.####.png", code=6), ".bake-seq: is a file")
+    one_line(bake("grade", plate, "-o", "/sys/sh.cube", "--checkpoint", gckpt, code=10),  # sysfs takes no new
+             "cannot write to the folder")                                                # file, even from root
+    assert "estimating" not in failed.stderr and not (tmp_path / "job").exists()
+    bake("grade", plate, "-o", tmp_path / "new" / "folder" / "sh.cube", "--checkpoint", gckpt)  # made, like render's
+    assert (tmp_path / "new" / "folder" / "sh.cube.json").exists()
+
+
+def test_status_judges_records_strictly_and_walks_only_frames_on_disk(tmp_path, ckpt):
+    import json
+
+    plate = png16_with_10bit_codes(tmp_path / "p", [1, 9_999_999])
+    bake("render", plate, "-o", tmp_path / "o", "--checkpoint", ckpt, "-q")
+    started = time.perf_counter()
+    report = json_out(bake("status", tmp_path / "o", "--json", code=7))
+    assert time.perf_counter() - started < 30  # was a walk over 10 M frames to a MemoryError
+    assert report["counts"] == {"done": 2, "missing": 9_999_997} and report["frames"] == "1-9999999"
+    assert report["frame_states"] == {"1": "done", "9999999": "done"}
+    records = tmp_path / "o" / ".bake-seq"
+    (records / "plate.0001.png.json").write_text(json.dumps({"frame": 1}))  # was a KeyError
+    settings = json.loads((records / "plate.9999999.png.json").read_text())
+    (records / "plate.9999999.png.json").write_text(json.dumps({**settings, "settings": "notadict"}))
+    other = make_checkpoint(tmp_path / "other.safetensors", seed=3)  # stale frames name what changed: an AttributeError
+    report = json_out(bake("status", tmp_path / "o", plate, "--checkpoint", other, "--json", code=7))
+    assert report["frame_states"] == {"1": "unrecorded", "9999999": "unrecorded"}
+    one_line(bake("status", f"{tmp_path}/nonexist/", code=2), "nonexist/: does not exist")
+
+
+def test_status_of_a_folder_finds_outputs_of_another_extension(tmp_path, ckpt):
+    plate = png16_with_10bit_codes(tmp_path / "p", range(1, 3))
+    bake("render", plate, "-o", tmp_path / "o" / "plate.####.exr", "--checkpoint", ckpt, "-q")
+    assert "complete" in bake("status", tmp_path / "o", plate, "--checkpoint", ckpt).stdout  # EXR outputs of PNG plates
+    assert "complete" in bake("status", tmp_path / "o").stdout

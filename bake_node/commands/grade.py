@@ -47,8 +47,8 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
     from ..cli import apply_config, make_request, map_paths, operator_for
     from ..errors import SettingsError, UnsafeOutputError
     from ..lut import sidecar_path
-    from ..render import load_frame, plan_render
-    from ..shot_grade import LUT_EXTENSIONS, save_grade
+    from ..render import load_frame, plan_render, writable_folder
+    from ..shot_grade import LUT_EXTENSIONS, grade_json
 
     ext = os.path.splitext(lut_path)[1].lower()
     if ext not in (*LUT_EXTENSIONS, ".json"):
@@ -56,10 +56,11 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
                             "end -o in .cube, .clf, .spi3d or .json (the grade record alone)")
     record_path = sidecar_path(lut_path)
     targets = [lut_path] if ext == ".json" else [lut_path, record_path]
-    existing = [t for t in targets if os.path.exists(t)]
-    if existing and not overwrite:
+    existing = [t for t in targets if os.path.lexists(t)]
+    if existing and not overwrite:  # early, before minutes of estimating; write_outputs checks again
         raise UnsafeOutputError(existing[0], "already exists (a colourist may have edited it)",
                                 "choose another -o or pass --overwrite")
+    writable_folder(os.path.dirname(os.path.abspath(lut_path)), "choose another -o")
     sequence, opts = map_paths(sequence, apply_config(opts))
     if opts.get("op_name", "bake") != "bake":
         raise SettingsError(None, f"operator {opts['op_name']!r} has no colour correction to export",
@@ -67,7 +68,7 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
     plan = plan_render(make_request(sequence, **opts))
     op = operator_for({**opts, "op_name": "bake"})
     if op.is_shot:
-        return write_shot_lut(op, plan, lut_path, ext, int(size), lut_space)
+        return write_shot_lut(op, plan, lut_path, ext, int(size), lut_space, overwrite)
     if not op.is_global:
         raise SettingsError(op.checkpoint.path, "is a per-pixel BakeNet: its correction is not one colour map",
                             "use the global model (the default checkpoint)")
@@ -75,15 +76,16 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
     grade = op.analyse(plan.frames, lambda n: load_frame(plan, n).rgb)
     rows = grade.parameters
     one = bool((rows == rows[0]).all())
-    about = plan_about(plan, op)
+    about, lut_file = plan_about(plan, op), []
     if ext != ".json":
         if not one:
             raise SettingsError(lut_path, f"--temporal {grade.temporal} gives a different correction per frame: "
                                 "no single LUT holds it", "use --temporal shot, or -o FILE.json for the record")
-        about |= sample_lut(op, plan, lut_path, int(size), lut_space, grade.frames[0],
-                            [f"bake-seq grade of {plan.pattern} frames {format_frames(grade.frames)}",
-                             f"model {grade.about.get('checkpoint')} sha256 {grade.about.get('checkpoint_sha256')}"])
-    save_grade(record_path, replace(grade, about={**grade.about, **about}))
+        model = f"model {grade.about.get('checkpoint')} sha256 {grade.about.get('checkpoint_sha256')}"
+        sampled, text = sample_lut(op, plan, lut_path, int(size), lut_space, grade.frames[0],
+                                   [f"bake-seq grade of {plan.pattern} frames {format_frames(grade.frames)}", model])
+        about, lut_file = about | sampled, [(lut_path, text)]
+    write_outputs([(record_path, grade_json(replace(grade, about={**grade.about, **about}))), *lut_file], overwrite)
     written = " and ".join(targets)
     click.echo(f"wrote {written}: {grade.temporal} correction from {len(grade.frames)} frames")
     if ext != ".json":
@@ -99,13 +101,59 @@ def plan_about(plan, op) -> dict:
             "range_policy": op.settings["range_policy"]}
 
 
-def sample_lut(op, plan, lut_path: str, size: int, lut_space: str, frame: int, comments: list[str]) -> dict:
-    """Write the LUT: the lattice sampled through the render's own per-pixel path (plate space ->
-    working space -> ``op.process`` at ``frame`` -> output space); returns what the record says of it."""
+def write_outputs(files: list[tuple[str, str]], overwrite: bool) -> None:
+    """Write each (path, text) to a temp file beside it, then move them into place in order (the
+    sidecar before its LUT: a LUT never appears without the record that says what it is).
+    Without --overwrite a file goes only where nothing is (checked by the move itself, not
+    minutes earlier): a name taken meanwhile, by a colourist saving or another `grade`, is an
+    error, and the files this call had already placed are removed again."""
+    import secrets
+
+    from bake_seq.sequences.datafile import publish
+    from bake_seq.sequences.errors import OutputError
+
+    from ..errors import UnsafeOutputError
+
+    temps, placed, path = [], [], files[0][0]
+    try:
+        for path, text in files:  # a new name each (O_EXCL), with the umask's permissions (mkstemp: 0600)
+            folder, name = os.path.split(os.path.abspath(path))
+            temp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.partial")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            temps.append(temp)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(text)
+        for (path, _), temp in zip(files, temps):
+            if not publish(temp, path, overwrite):
+                raise UnsafeOutputError(path, "appeared while the correction was estimated (a colourist may have "
+                                        "saved it, or another grade wrote it)", "choose another -o or pass --overwrite")
+            placed.append((path, os.lstat(path)))
+    except (OSError, UnsafeOutputError) as exc:
+        for done, seen in placed if not overwrite else []:  # ours alone: nothing was there before
+            try:
+                if os.path.samestat(os.lstat(done), seen):
+                    os.remove(done)
+            except OSError:
+                pass  # gone or replaced meanwhile: not ours to remove any more
+        if isinstance(exc, UnsafeOutputError):
+            raise
+        raise OutputError(path, f"cannot write it ({exc.strerror or exc})",
+                          "check the folder's permissions and free space, or choose another -o") from None
+    finally:
+        for temp in temps:
+            if os.path.lexists(temp):
+                os.remove(temp)
+
+
+def sample_lut(op, plan, lut_path: str, size: int, lut_space: str, frame: int,
+               comments: list[str]) -> tuple[dict, str]:
+    """The LUT: the lattice sampled through the render's own per-pixel path (plate space ->
+    working space -> ``op.process`` at ``frame`` -> output space); returns what the record says
+    of it, and the file's text."""
     from bake_seq.ocio.config import WORKING_SPACE
     from bake_seq.ocio.convert import convert
 
-    from ..lut import lut_grid, write_lut
+    from ..lut import lut_grid, lut_text
 
     space = lut_space if lut_space != "auto" else ("working" if plan.first.is_float else "plate")
     lut_in = WORKING_SPACE if space == "working" else plan.input_colorspace.value
@@ -113,11 +161,13 @@ def sample_lut(op, plan, lut_path: str, size: int, lut_space: str, frame: int, c
     working = convert(lut_grid(size), plan.config, lut_in, WORKING_SPACE)
     values = convert(op.process(working, frame), plan.config, WORKING_SPACE, lut_out)
     comments = [comments[0], f"input: {lut_in}; output: {lut_out}; apply with tetrahedral interpolation", *comments[1:]]
-    write_lut(lut_path, values, f"bake-seq {os.path.basename(str(plan.pattern))}", comments)
-    return {"lut": os.path.basename(lut_path), "lut_size": size, "lut_colorspace": lut_in, "lut_output_colorspace": lut_out}
+    text = lut_text(os.path.splitext(lut_path)[1].lower(), values, f"bake-seq {os.path.basename(str(plan.pattern))}",
+                    comments)
+    return {"lut": os.path.basename(lut_path), "lut_size": size, "lut_colorspace": lut_in,
+            "lut_output_colorspace": lut_out}, text
 
 
-def write_shot_lut(op, plan, lut_path: str, ext: str, size: int, lut_space: str) -> None:
+def write_shot_lut(op, plan, lut_path: str, ext: str, size: int, lut_space: str, overwrite: bool = False) -> None:
     """A correction learned from keyframes (`bake-seq learn`) as a LUT: the same colour map at
     every frame the LUT is for (one key, or frames beyond the keys' span, or one frame)."""
     import json
@@ -140,18 +190,15 @@ def write_shot_lut(op, plan, lut_path: str, ext: str, size: int, lut_space: str)
                             f"{format_frames(plan.frames)} different corrections: no single LUT holds them",
                             "write one LUT per frame (--frames N) or per key's frame")
     frame = plan.frames[0]
-    about = plan_about(plan, op) | sample_lut(op, plan, lut_path, size, lut_space, frame, [
+    sampled, text = sample_lut(op, plan, lut_path, size, lut_space, frame, [
         f"bake-seq grade of {plan.pattern} frames {format_frames(plan.frames)}",
         f"learned correction {name} sha256 {op.checkpoint.sha256}"])
+    about = plan_about(plan, op) | sampled
     about |= {"format": "bake-seq-lut", "model": "shot", "checkpoint": name,
               "checkpoint_sha256": op.checkpoint.sha256, "key_frames": list(config.frames),
               "frames": list(plan.frames)}
     record = sidecar_path(lut_path)
-    tmp = f"{record}.partial-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(about, fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, record)
+    write_outputs([(record, json.dumps(about, indent=1) + "\n"), (lut_path, text)], overwrite)
     click.echo(f"wrote {lut_path} and {record}: the learned correction {name} at frames {format_frames(plan.frames)}")
     click.echo(f"  bake-seq render {plan.pattern} --grade {lut_path}   (the LUT)")
     click.echo(f"  bake-seq render {plan.pattern} --checkpoint {op.checkpoint.path}   (exact)")

@@ -22,6 +22,7 @@ FORMAT = "bake-seq-grain/1"
 CHANNELS = ("red", "green", "blue")
 PAIRS = (("red", "green"), ("green", "blue"), ("red", "blue"))
 MAX_SIZE = 16.0
+MAX_PROFILE_BYTES = 1 << 20  # a profile is a few hundred bytes; anything this big is not one
 
 HEADER = f"""\
 # bake-seq grain profile ({FORMAT}). Edit freely; `bake-seq render --op grain --grain-profile`
@@ -99,14 +100,13 @@ def save_profile(profile: GrainProfile, path: str) -> None:
 
 
 def load_profile(path: str) -> GrainProfile:
+    from bake_seq.sequences.datafile import DataFileError, read_yaml
+
     fix = "write one with `bake-seq grain analyze` or fix the file (see docs/grain.md)"
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise SettingsError(path, f"cannot read grain profile ({exc.strerror})", "check --grain-profile") from None
-    except yaml.YAMLError as exc:
-        raise SettingsError(path, f"not valid YAML ({str(exc).splitlines()[0]})", fix) from None
+        data = read_yaml(path, MAX_PROFILE_BYTES)
+    except DataFileError as exc:
+        raise SettingsError(path, f"the grain profile {exc}", f"check --grain-profile; {fix}") from None
     try:
         return profile_from_dict(data)
     except KeyError as exc:

@@ -65,10 +65,33 @@ class GlobalConfig:
 PRESETS = {"global": GlobalConfig()}
 
 
+def grade_groups(form) -> tuple[tuple[str, int], ...]:
+    """(name, count) of the parameter groups of one grade of this form (anything with
+    curve_knots, toning_knots, harmonics), in order: levels, gamma, a 3x3 matrix, the tone
+    curve, a/b toning, chroma and hue series."""
+    series = 1 + 2 * form.harmonics
+    return (("black", 3), ("white", 3), ("gamma", 3), ("matrix", 9), ("curve", form.curve_knots + 1),
+            ("tone_a", form.toning_knots), ("tone_b", form.toning_knots), ("chroma", series), ("hue", series))
+
+
 def grade_parameter_count(form) -> int:
-    """Numbers in one grade of this form (anything with curve_knots, toning_knots, harmonics):
-    levels, gamma, a 3x3 matrix, the tone curve, a/b toning, chroma and hue series."""
-    return 6 + 3 + 9 + (form.curve_knots + 1) + 2 * form.toning_knots + 2 * (1 + 2 * form.harmonics)
+    return sum(count for _, count in grade_groups(form))
+
+
+# The largest |parameter| a grade read from a file may have, per group (default GRADE_LIMIT).
+# Far beyond any real grade (the shipped model's stay under 0.1, test models' under 1): black and
+# white move by the whole code range, the matrix mixes by 1, curve slopes change by e^5, toning
+# shifts a/b by 1, chroma scales by up to e^15. They keep every float32 value apply_grade makes
+# finite: gamma is tighter because its power (e^(0.3 g)) multiplies the exponent of everything
+# after it; at these limits the largest value found (the worst case built by hand and gradient
+# ascent on a 33^3 lattice) is ~1e13, against float32's 3e38.
+GRADE_LIMIT = 10.0
+GROUP_LIMITS = {"gamma": 5.0}
+
+
+def grade_limits(form) -> list[float]:
+    """The limit of every parameter of a grade of this form, in order."""
+    return [GROUP_LIMITS.get(name, GRADE_LIMIT) for name, count in grade_groups(form) for _ in range(count)]
 
 
 def thumbnail(srgb: torch.Tensor, size: int) -> torch.Tensor:
@@ -162,8 +185,7 @@ def apply_grade(cfg, grade: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
     """
     n = grade.shape[0]
     g = grade.float()
-    sizes = (3, 3, 3, 9, cfg.curve_knots + 1, cfg.toning_knots, cfg.toning_knots,
-             1 + 2 * cfg.harmonics, 1 + 2 * cfg.harmonics)
+    sizes = [count for _, count in grade_groups(cfg)]
     black, white, gamma, matrix, curve, tone_a, tone_b, chroma, hue = torch.split(g, sizes, dim=1)
     per_channel = (n, 3, 1, 1)
     rgb = oklabp_to_srgb(lab, clamp=False)

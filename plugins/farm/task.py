@@ -97,10 +97,11 @@ def plan_job(ctx: click.Context, render: click.Command, sequence: str, opts: dic
     correction is written beside the output and every chunk applies that file (``--grade``)."""
     from bake_node.cli import apply_config, make_request, operator_for
     from bake_node.node import get_operator
-    from bake_node.render import guess_warning, plan_render
+    from bake_node.render import check_output_folder, guess_warning, plan_render
 
     opts = apply_config(dict(opts))  # a bad --config file (unreadable, unknown knob) fails here too
     plan = plan_render(make_request(sequence, **opts))
+    check_output_folder(plan, create=False)  # a file in the output path: exit 6 here as in render
     warning = guess_warning(plan)
     if warning and not accept_guess:  # every node would render the whole shot in a guessed space
         from bake_seq.ocio.errors import ColourError

@@ -161,5 +161,183 @@ def test_an_oversized_lut_sidecar_is_refused_unread(tmp_path, monkeypatch):
     assert open_lut(str(lut)).colorspace  # no sidecar: the working space
     (tmp_path / "x.cube.json").write_text(json.dumps({"lut_colorspace": "ACEScg", "pad": "x" * 4000}))
     monkeypatch.setattr(bake_node.shot_grade, "MAX_RECORD_BYTES", 1024)
-    with pytest.raises(SettingsError, match="sidecar is larger than"):
+    with pytest.raises(SettingsError, match="LUT sidecar is 4,0[0-9][0-9] bytes, more than the 1,024"):
         open_lut(str(lut))
+
+
+def test_window_n_averages_n_frames():
+    rows = np.arange(12, dtype=np.float64).reshape(6, 2)
+    for n in (2, 3, 4, 5):  # N//2 before, (N-1)//2 after: an even N has one more before
+        before, after = n // 2, (n - 1) // 2
+        assert np.allclose(combine(rows, "window", n)[3], rows[3 - before:3 + after + 1].mean(0))
+        assert len(rows[3 - before:3 + after + 1]) == n
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, gckpt):
+    """A plate, its render and its exact grade record (the test global model)."""
+    work = tmp_path_factory.mktemp("graded")
+    plate = panning_plate(work / "plate", frames=range(1001, 1004))
+    bake("grade", plate, "-o", work / "sh.json", "--checkpoint", gckpt)
+    return work, plate
+
+
+@pytest.mark.skipif(not Path(OIIOTOOL).exists(), reason="oiiotool is not installed")
+def test_a_lut_lands_on_the_output_colour_space_its_sidecar_names(tmp_path, graded, gckpt):
+    _, plate = graded
+    linear = "Linear Rec.709 (sRGB)"
+    common = ["--checkpoint", gckpt, "--output-colorspace", linear]
+    bake("grade", plate, "-o", tmp_path / "lin.cube", *common)
+    assert json.loads((tmp_path / "lin.cube.json").read_text())["lut_output_colorspace"] == linear
+    bake("render", plate, "-o", tmp_path / "exact", *common, "-q")
+    bake("render", plate, "-o", tmp_path / "lut", *common, "--grade", tmp_path / "lin.cube", "-q")
+    exact, lut = frames_of(tmp_path / "exact"), frames_of(tmp_path / "lut")
+    for name, pixels in lut.items():
+        oiio = tmp_path / f"oiio.{name}"
+        subprocess.run([OIIOTOOL, str(Path(plate).parent / name), "--ociofiletransform", str(tmp_path / "lin.cube"),
+                        "-d", "uint16", "-o", str(oiio)], check=True, capture_output=True)
+        assert np.abs(pixels - read(oiio)[0]).max() * 65535 <= 1  # applied as oiiotool applies it
+        assert np.abs(pixels - exact[name]).mean() * 65535 < 20  # was 6,191 with the output space ignored
+
+
+@pytest.mark.parametrize("sidecar, expected, code", [
+    ("[1, 2]", "sidecar is a JSON list", 2),
+    ('{"lut_colorspace": 7}', "'lut_colorspace' is 7, not a colour space name", 2),
+    ('{"lut_colorspace": "ACEScg", "lut_output_colorspace": ["ACEScg"]}', "'lut_output_colorspace' is (a list)", 2),
+    ('{"lut_colorspace": "ACEScg", "lut_colorspace": "ACEScg"}', "repeats the key 'lut_colorspace'", 2),
+    ('{"lut_colorspace": "ACEScgg"}', "ACEScgg", 5),
+    ("folder", "sidecar is not a regular file", 2),
+])
+def test_a_sidecar_the_render_cannot_use_is_one_line(tmp_path, graded, gckpt, sidecar, expected, code):
+    _, plate = graded
+    lut = tmp_path / "x.cube"
+    lut.write_text("LUT_3D_SIZE 2\n" + "0 0 0\n1 0 0\n0 1 0\n1 1 0\n0 0 1\n1 0 1\n0 1 1\n1 1 1\n")
+    if sidecar == "folder":
+        (tmp_path / "x.cube.json").mkdir()
+    else:
+        (tmp_path / "x.cube.json").write_text(sidecar)
+    failed = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", gckpt, "--grade", lut, code=code)
+    assert expected in failed.stderr and failed.stderr.count("\n") == 1
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.png"))
+    (tmp_path / "x.cube.json").rmdir() if sidecar == "folder" else (tmp_path / "x.cube.json").unlink()
+    done = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", gckpt, "--grade", lut, "-q")
+    assert "has no sidecar (x.cube.json): applied to sRGB Encoded Rec.709 (sRGB) values" in done.stderr
+
+
+@pytest.mark.parametrize("ext, body", [
+    (".cube", "LUT_3D_SIZE 2\n0 0 0\n1 0 0\n0 1 0\nnan nan nan\n0 0 1\n1 0 1\n0 1 1\n1 1 1\n"),
+    (".spi3d", "SPILUT 1.0\n3 3\n2 2 2\n" + "".join(f"{r} {g} {b} {r} {g} {'inf' if r + g + b == 3 else b}\n"
+                                                   for r in (0, 1) for g in (0, 1) for b in (0, 1))),
+])
+def test_a_lut_with_nan_or_inf_rows_is_refused(tmp_path, graded, gckpt, ext, body):
+    _, plate = graded
+    (tmp_path / f"x{ext}").write_text(body)
+    failed = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", gckpt, "--grade", tmp_path / f"x{ext}",
+                  code=5)
+    assert "holds NaN or infinite values" in failed.stderr and failed.stderr.count("\n") == 1
+
+
+def test_grade_records_are_read_strictly_as_float32_within_limits(tmp_path, graded, gckpt):
+    work, plate = graded
+    good = (work / "sh.json").read_text()
+    data = json.loads(good)
+    row = data["parameters"][0]
+
+    def refused(text, expected):
+        (tmp_path / "r.json").write_text(text)
+        failed = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", gckpt, "--grade", tmp_path / "r.json",
+                      code=2)
+        assert expected in failed.stderr and failed.stderr.count("\n") == 1, failed.stderr
+        assert not list(tmp_path.glob("o/*.png"))
+
+    def edited(**changes):
+        return json.dumps({**data, **changes})
+
+    refused(edited(parameters=[[1e39, *row[1:]]]), "parameter 0 (black) of every frame is 1e+39, outside ±10")
+    refused(edited(parameters=[[*row[:6], 200.0, *row[7:]]]), "parameter 6 (gamma) of every frame is 200, outside ±5")
+    refused(edited(parameters=[[True, *row[1:]]]), "found a string, true/false or null")
+    refused(edited(parameters=[["0.5", *row[1:]]]), "found a string, true/false or null")
+    refused(edited(temporal={"shot": 1}), "'temporal' is (a dict)")
+    refused(edited(window=True), "'window' is True")
+    refused(edited(version=True), "version True")
+    refused(edited(frames=[1001, 1002, True]), "'frames' must be a list of distinct frame numbers")
+    refused(good.replace('"temporal": "shot",', '"temporal": "shot", "temporal": "frame",'),
+            "repeats the key 'temporal'")
+    refused(good.replace('"frames": [', '"frames": [' + "9" * 3001 + ",", 1), "number of 3,001 characters")
+    refused(good.replace('"window": 0', '"window": ' + "9" * 5001), "number of 5,001 characters")
+    refused("[" * 5000 + "]" * 5000, "grade record nests deeper than 32 levels")
+    # at the limits (the worst case for float32: gamma +5, levels that divide by 0.05, all else +-10)
+    worst = [-0.5] * 3 + [-10.0] * 3 + [5.0] * 3 + [10.0] * 9 + [10.0] * 17 + [10.0, -10.0] * 8 + [10.0] * 10
+    (tmp_path / "worst.json").write_text(edited(parameters=[worst]))
+    bake("render", plate, "-o", tmp_path / "exr" / "p.####.exr", "--checkpoint", gckpt, "--grade",
+         tmp_path / "worst.json", "-q")
+    assert all(np.isfinite(read(p)[0]).all() for p in (tmp_path / "exr").glob("*.exr"))
+
+
+def test_a_submitted_grade_record_edited_afterwards_is_refused(tmp_path, graded, gckpt):
+    work, plate = graded
+    data = json.loads((work / "sh.json").read_text())
+    named = tmp_path / f"grade-{data['grade_sha256']}.json"  # as `submit` names it
+    named.write_text(json.dumps(data))
+    bake("render", plate, "-o", tmp_path / "o", "--checkpoint", gckpt, "--grade", named, "-q")
+    data["parameters"][0][0] += 0.01  # a valid grade, but not the one the name promises
+    named.write_text(json.dumps(data))
+    failed = bake("render", plate, "-o", tmp_path / "o2", "--checkpoint", gckpt, "--grade", named, code=2)
+    assert f"not the {named.name[6:22]} its name promises" in failed.stderr and failed.stderr.count("\n") == 1
+
+
+def test_a_grade_record_shared_by_many_frames_stays_one_row_in_memory(tmp_path):
+    import tracemalloc
+
+    from bake_node.models.bakenet_global import GlobalConfig
+    from bake_node.operators.bake import grade_form
+    from bake_node.shot_grade import ShotGrade, load_grade
+
+    config = GlobalConfig()
+    row = np.linspace(-0.5, 0.5, config.grade_parameters, dtype=np.float32)
+    frames = tuple(range(1, 200_001))
+    estimated = ShotGrade("shot", 0, frames, np.repeat(row[None], len(frames), axis=0), grade_form(config))
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(estimated.record()))
+    tracemalloc.start()
+    grade = load_grade(str(path), config.grade_parameters, grade_form(config))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert grade.parameters.shape == (1, config.grade_parameters)
+    assert peak < 10 * path.stat().st_size  # json.load alone: 5.5x; was frames x 61 float64: ~150 MB here
+    assert grade.sha256 == estimated.sha256  # the same fingerprint as the render that estimated it
+    assert np.array_equal(grade.for_frame(150_000), row)
+
+
+def test_grade_never_replaces_a_file_it_did_not_just_check(tmp_path, graded, gckpt, monkeypatch):
+    import bake_node.commands.grade as grade_command
+    import bake_seq.sequences.datafile as datafile
+
+    _, plate = graded
+    lut, sidecar = tmp_path / "sh.cube", tmp_path / "sh.cube.json"
+    sample = grade_command.sample_lut
+
+    def colourist_saves_meanwhile(*args, **kwargs):
+        lut.write_text("a colourist's edit\n")
+        return sample(*args, **kwargs)
+
+    monkeypatch.setattr(grade_command, "sample_lut", colourist_saves_meanwhile)
+    failed = bake("grade", plate, "-o", lut, "--checkpoint", gckpt, code=6)
+    assert "appeared while the correction was estimated" in failed.stderr and failed.stderr.count("\n") == 2
+    assert lut.read_text() == "a colourist's edit\n" and not sidecar.exists()  # the record placed first is gone
+    monkeypatch.setattr(grade_command, "sample_lut", sample)
+    assert "already exists" in bake("grade", plate, "-o", lut, "--checkpoint", gckpt, code=6).stderr
+    bake("grade", plate, "-o", lut, "--checkpoint", gckpt, "--overwrite")
+    assert lut.read_text().startswith("TITLE") and sidecar.exists()
+    # a sidecar that cannot be written leaves no LUT either
+    publish = datafile.publish
+
+    def disk_full_for_records(temp, target, replace):
+        if target.endswith(".json"):
+            raise OSError(28, "No space left on device")
+        return publish(temp, target, replace)
+
+    monkeypatch.setattr(datafile, "publish", disk_full_for_records)
+    failed = bake("grade", plate, "-o", tmp_path / "new.cube", "--checkpoint", gckpt, code=10)
+    assert "No space left on device" in failed.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sh.cube", "sh.cube.json"]  # no LUT, no temp

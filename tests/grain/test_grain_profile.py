@@ -48,7 +48,7 @@ def test_bad_profiles_fail_with_one_line_naming_the_file(tmp_path, edit, problem
 
 
 def test_unreadable_or_non_yaml_profiles(tmp_path):
-    with pytest.raises(SettingsError, match="cannot read"):
+    with pytest.raises(SettingsError, match="grain profile is unreadable"):
         load_profile(str(tmp_path / "missing.yaml"))
     (tmp_path / "bad.yaml").write_text("a: [unclosed")
     with pytest.raises(SettingsError, match="not valid YAML"):

@@ -40,7 +40,11 @@ def test_output_alone_compares_records_with_each_other(tmp_path, plate, tiny_che
     bake("render", plate, "-o", folder, "--frames", "1001-1002,1004", "--checkpoint", tiny_checkpoint, "-q")
     report = json.loads(bake("status", folder, "--json", code=EXIT_INCOMPLETE).stdout)
     assert report["output"].endswith("plate.####.png")
-    assert report["frame_states"] == {"1001": "done", "1002": "done", "1003": "missing", "1004": "done"}
+    # frames on disk are judged one by one; the gap between them is counted as a range
+    assert report["frame_states"] == {"1001": "done", "1002": "done", "1004": "done"}
+    assert report["counts"] == {"done": 3, "missing": 1} and report["frame_count"] == 4
+    assert {"state": "missing", "reason": "no output file (between frames on disk)", "frames": "1003",
+            "count": 1} in report["groups"] and report["frames"] == "1001-1004"
     other = make_checkpoint(tmp_path / "other.safetensors", seed=3)  # a newer render of one frame
     bake("render", plate, "-o", folder, "--frames", "1003", "--checkpoint", other, "-q")
     report = json.loads(bake("status", folder, "--frames", "1001-1003", "--json", code=EXIT_INCOMPLETE).stdout)
