@@ -34,6 +34,16 @@ RENDER_KNOBS = (
     {"class": "String_Knob", "name": "output_colorspace", "label": "output colour space",
      "tooltip": "colour space to write; blank: the input's"},
 )
+# Operators that can learn a shot's correction from keys (`bake-seq learn`), and the knob that
+# then takes the learned file.
+LEARN_OPS = {"bake": "checkpoint", "colorize": "colorize_checkpoint"}
+LEARN_KNOBS = (
+    {"class": "String_Knob", "name": "key_frames", "label": "key frames",
+     "tooltip": "frames of the corrected Read (the node's 'keys' input) to learn from, e.g. 1001,1100; "
+                "blank: every frame of that Read"},
+    {"class": "File_Knob", "name": "learned", "label": "learned model",
+     "tooltip": "where Learn writes the shot's correction (.safetensors); blank: <plate folder>_learned.safetensors"},
+)
 FARM_KNOBS = (
     {"class": "Enumeration_Knob", "name": "farm", "label": "farm", "values": list(FARMS),
      "tooltip": "farm to submit to with `bake-seq submit`"},
@@ -119,6 +129,41 @@ def submit_command(config: dict, op: dict, values: dict, plate: str, frames: str
             *render_args(op, values, plate, frames), *extra]
 
 
+def frame_file(pattern: str, number: int) -> str:
+    """One frame's file of a Nuke file pattern (#### / %04d / $F4 / @@@@)."""
+    path = re.sub(r"%(0?)(\d*)d", lambda m: f"{number:0{int(m[2] or 1)}d}", pattern)
+    path = re.sub(r"\$F(\d*)", lambda m: f"{number:0{int(m[1] or 1)}d}", path)
+    return re.sub(r"#+|@+", lambda m: f"{number:0{len(m[0])}d}", path)
+
+
+def frame_list(frames: str) -> list[int]:
+    """Every frame of 1001-1005, 1001,1010 or 1001-1100x10."""
+    numbers = []
+    for part in frames.split(","):
+        match = re.fullmatch(r"\s*(-?\d+)(?:-(-?\d+)(?:x(\d+))?)?\s*", part)
+        if not match:
+            raise ValueError(f"{part.strip()!r} is not a frame or range (e.g. 1001,1100 or 1001-1100x10)")
+        first, last, step = int(match[1]), int(match[2] or match[1]), int(match[3] or 1)
+        numbers += list(range(first, last + 1, max(step, 1)))
+    return numbers
+
+
+def default_learned(plate: str) -> str:
+    return os.path.dirname(os.path.abspath(plate)) + "_learned.safetensors"
+
+
+def learn_command(config: dict, op_name: str, values: dict, plate: str, keys: str, key_frames: list[int]) -> list[str]:
+    """`bake-seq learn PLATE --key F=FILE ... -o LEARNED` for a node whose 'keys' input is a Read
+    of the corrected frames (``keys`` its file pattern)."""
+    args = [*config["command"], "learn", plate, "--op", op_name, "-o", values.get("learned") or default_learned(plate),
+            "--overwrite"]
+    for number in key_frames:
+        args += ["--key", f"{number}={frame_file(keys, number)}"]
+    if values.get("input_colorspace"):
+        args += ["--input-colorspace", values["input_colorspace"]]
+    return args
+
+
 def parse_progress(line: str) -> tuple[int, int] | None:
     """(frames done, frames to do) from a `bake-seq render` log line, else None."""
     match = PROGRESS.search(line)
@@ -151,13 +196,14 @@ def run_command(command: list[str], on_progress=None, cancelled=None) -> tuple[i
     return process.wait(), tail
 
 
-def upstream_read(node):
-    """The first Read above ``node`` on input 0 (through any number of other nodes)."""
-    current = node.input(0)
+def upstream_read(node, index: int = 0):
+    """The first Read above ``node`` on input ``index`` (through any number of other nodes)."""
+    current = node.input(index)
     while current is not None and current.Class() != "Read":
         current = current.input(0)
     if current is None:
-        raise ValueError(f"{node.name()}: connect a Read (through any nodes) to input 0")
+        which = "input 0" if index == 0 else "the 'keys' input (the corrected frames)"
+        raise ValueError(f"{node.name()}: connect a Read (through any nodes) to {which}")
     return current
 
 
@@ -218,6 +264,8 @@ def create_node(name: str, config: dict | None = None):
     node.setName(name.title().replace("_", ""))
     with node:
         nuke.nodes.Output().setInput(0, nuke.nodes.Input())
+        if name in LEARN_OPS:  # input 1: a Read of the artist's corrected frames
+            nuke.nodes.Input(name="keys")
     node.addKnob(nuke.Tab_Knob("bake_seq", "bake-seq"))
     node.addKnob(_knob({"class": "String_Knob", "name": OP_KNOB, "label": "operator", "default": name,
                         "tooltip": "bake-seq operator", "invisible": True}))
@@ -227,6 +275,11 @@ def create_node(name: str, config: dict | None = None):
     for spec in RENDER_KNOBS:
         node.addKnob(_knob(spec))
     node.addKnob(nuke.PyScript_Knob("render", "Render", "import bake_nuke; bake_nuke.render(nuke.thisNode())"))
+    if name in LEARN_OPS:
+        node.addKnob(nuke.Text_Knob("learn_divider", ""))
+        for spec in LEARN_KNOBS:
+            node.addKnob(_knob(spec))
+        node.addKnob(nuke.PyScript_Knob("learn", "Learn from keys", "import bake_nuke; bake_nuke.learn(nuke.thisNode())"))
     node.addKnob(nuke.Text_Knob("farm_divider", ""))
     for spec in FARM_KNOBS:
         node.addKnob(_knob(spec))
@@ -250,7 +303,7 @@ def _knob(spec: dict):
 
 
 def node_values(node, op: dict) -> dict:
-    names = [k["name"] for k in op["knobs"]] + [s["name"] for s in RENDER_KNOBS + FARM_KNOBS]
+    names = [k["name"] for k in op["knobs"]] + [s["name"] for s in RENDER_KNOBS + LEARN_KNOBS + FARM_KNOBS]
     return {name: node[name].value() for name in names if node.knob(name) is not None}
 
 
@@ -305,6 +358,39 @@ def _finished(node, code: int, tail: list[str], output: str, frames: str, op: di
     first, last = frame_bounds(frames)
     read = nuke.nodes.Read(file=output, first=first, last=last)
     read.setXYpos(node.xpos() + 120, node.ypos())
+
+
+def learn(node, background: bool = True, config: dict | None = None) -> None:
+    """Learn the shot's correction from the 'keys' input's corrected frames (`bake-seq learn`);
+    on success the node's checkpoint knob takes the learned file, so Render applies it."""
+    import nuke
+
+    config, op, values, plate, _ = _job(node, config)
+    keys, keys_range = read_plate(upstream_read(node, 1))
+    command = learn_command(config, op["name"], values, plate, keys, frame_list(values.get("key_frames") or keys_range))
+    learned = values.get("learned") or default_learned(plate)
+    task = nuke.ProgressTask(f"bake-seq learn ({op['name']})")
+
+    def work():
+        task.setMessage("learning the shot's correction from the keys")
+        code, tail = run_command(command, None, task.isCancelled)
+        if not task.isCancelled():
+            nuke.executeInMainThread(_learned, args=(node, code, tail, learned, op))
+
+    if background:
+        threading.Thread(target=work, name="bake-seq learn", daemon=True).start()
+    else:
+        work()
+
+
+def _learned(node, code: int, tail: list[str], learned: str, op: dict) -> None:
+    import nuke
+
+    if code != 0:
+        nuke.message(f"bake-seq learn failed (exit {code}):\n" + in_knob_words("\n".join(tail[-5:]), op))
+        return
+    node[LEARN_OPS[op["name"]]].setValue(learned)
+    nuke.message("\n".join(tail[-6:]))
 
 
 def submit(node, config: dict | None = None, background: bool = True):

@@ -67,8 +67,9 @@ def test_the_node_has_the_operators_knobs_and_the_menu_every_operator(bake_nuke,
         assert entries[cls.label] == f"bake_nuke.create_node({name!r})"
     node = bake_nuke.create_node("bake", config)
     assert node.Class() == "Group" and node.name() == "Bake"
-    assert [child.Class() for child in node.children] == ["Output", "Input"]
+    assert [child.Class() for child in node.children] == ["Output", "Input", "Input"]  # plate, keys
     assert node.children[0].input(0) is node.children[1]  # the image passes through
+    assert "bake_nuke.learn(nuke.thisNode())" in node["learn"].script
     assert node[bake_nuke.OP_KNOB].value() == "bake" and not node[bake_nuke.OP_KNOB].visible
     for knob in all_operators()["bake"].all_knobs():
         assert node.knob(knob.name) is not None and node[knob.name].tooltip == knob.help
@@ -164,3 +165,29 @@ def test_the_reads_path_is_evaluated_as_nuke_reads_it(bake_nuke, nuke, config):
     plate_file, frames = bake_nuke.read_plate(bake_nuke.upstream_read(node))
     assert (plate_file, frames) == ("/proj/sh010/plate.left.####.exr", "1001-1002")
 
+
+
+def test_learn_button_learns_from_a_second_read_and_sets_the_checkpoint(bake_nuke, nuke, config, tmp_path):
+    """Plate Read on input 0, a Read of the corrected frames on the 'keys' input: Learn runs
+    `bake-seq learn` and the node's checkpoint knob then names the learned file."""
+    from tests.train.test_learn_keys import FIRST, make_shot
+
+    pattern, _, _ = make_shot(tmp_path / "shot")
+    node = bake_under_read(bake_nuke, nuke, config, pattern, FIRST, FIRST + 5)
+    keys = nuke.nodes.Read(file=str(tmp_path / "shot" / "clean" / "####.png"), first=FIRST, last=FIRST + 5)
+    node.setInput(1, keys)
+    node["key_frames"].setValue(str(FIRST))
+    bake_nuke.learn(node, background=False, config=config)
+    learned = str(tmp_path / "shot" / "plate_learned.safetensors")
+    assert node["checkpoint"].value() == learned and os.path.exists(learned), nuke.MESSAGES
+    assert "stages kept: grade" in nuke.MESSAGES[-1]
+    command = bake_nuke.learn_command(config, "bake", {"learned": "/o.safetensors"}, "/p/####.dpx", "/k/k.%04d.tif",
+                                      bake_nuke.frame_list("1001,1100-1101"))
+    assert command[-6:] == ["--key", "1001=/k/k.1001.tif", "--key", "1100=/k/k.1100.tif", "--key", "1101=/k/k.1101.tif"]
+    assert bake_nuke.frame_file("/a/b.$F4.exr", 7) == "/a/b.0007.exr" and bake_nuke.frame_file("x.#.png", 12) == "x.12.png"
+
+
+def test_learn_without_a_keys_read_says_which_input(bake_nuke, nuke, config):
+    node = bake_under_read(bake_nuke, nuke, config, "/p/####.exr")
+    with pytest.raises(ValueError, match="'keys' input"):
+        bake_nuke.learn(node, background=False, config=config)
