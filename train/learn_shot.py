@@ -51,8 +51,8 @@ class LearnOptions:
     lut_size: int = 17
     lut_steps: int = 300
     local: bool = False
-    local_steps: int = 400
-    local_crop: int = 160
+    local_steps: int = 300
+    local_crop: int = 128
     max_minutes: float = 0.0  # 0 = no limit
     device: str = "cpu"
     say: Callable[[str], None] = lambda text: None
@@ -131,10 +131,10 @@ def _adam(params, steps: int, lr: float, loss_fn, stage: str, options: LearnOpti
     return steps
 
 
-def fit_grade(model: ShotCorrection, keys: list[int], samples: list[Samples], options: LearnOptions,
+def fit_grade(model: ShotCorrection, row: int, samples: list[Samples], options: LearnOptions,
               stage: str = "grade") -> None:
-    """One grade (row ``keys[0]`` of model.grades) fitted to the samples of every key in ``keys``."""
-    row = keys[0]
+    """One grade fitted to all of ``samples`` (one key's, or several keys' at once), written to
+    row ``row`` of model.grades."""
     grade = torch.zeros(1, model.config.grade_parameters, requires_grad=True)
     plate = torch.cat([s.plate for s in samples], dim=3)
     key = torch.cat([s.key for s in samples], dim=3)
@@ -180,7 +180,7 @@ def learn_colour(pairs: list[KeyPair], options: LearnOptions) -> tuple[ShotCorre
     scores = []
     for k, (pair, sample) in enumerate(zip(pairs, samples)):
         options.say(f"frame {pair.frame}: fitting the grade")
-        fit_grade(model, [k], [sample], options, stage=f"grade {pair.frame}")
+        fit_grade(model, k, [sample], options, stage=f"grade {pair.frame}")
         with torch.no_grad():
             fit_de = mean_de(model.colour(k, sample.plate), sample.key)
         scores.append({"frame": pair.frame, "do_nothing_de": mean_de(sample.plate_ho, sample.key_ho),
@@ -230,7 +230,7 @@ def held_out_keys(model: ShotCorrection, pairs, samples, scores, options: LearnO
     for k, pair in enumerate(pairs):
         others = [s for j, s in enumerate(samples) if j != k]
         probe = ShotCorrection(ShotConfig(frames=(0,)))
-        fit_grade(probe, [0], others, options, stage=f"held-out key {pair.frame}")
+        fit_grade(probe, 0, others, options, stage=f"held-out key {pair.frame}")
         with torch.no_grad():
             scores[k]["held_out_key_de"] = mean_de(probe.colour(0, samples[k].plate_ho), samples[k].key_ho)
     own = [min(s["grade"]["held_out_de"], s.get("lut", {}).get("held_out_de", math.inf)) for s in scores]
@@ -298,7 +298,10 @@ def learn_local(model: ShotCorrection, pairs: list[KeyPair], scores: list[dict],
     inputs, targets, masks = [], [], []
     with torch.no_grad():
         for k, pair in enumerate(pairs):
-            inputs.append(model.colour(k, frame_lab(pair.plate)))
+            lab = frame_lab(pair.plate)
+            # the colour stages' output, 64 rows at a time: a whole 2K frame through the grade's
+            # maths at once made ~5 GB of temporaries (measured 6.5 GB peak)
+            inputs.append(torch.cat([model.colour(k, lab[:, :, top:top + 64]) for top in range(0, lab.shape[2], 64)], 2))
             targets.append(frame_lab(pair.key))
             masks.append(torch.from_numpy(~held_out_mask(*pair.plate.shape[:2])).float()[None, None])
     crop = options.local_crop

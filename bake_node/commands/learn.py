@@ -64,7 +64,7 @@ Examples:
 @click.option("--lut-size", default=17, show_default=True, type=click.IntRange(0, 33),
               help="points per axis of the residual colour lattice (0 = the grade alone)")
 @click.option("--steps", type=click.IntRange(1, 100000),
-              help="training steps of --local (default 400) or --op colorize (default 400)")
+              help="training steps of --local (default 300) or --op colorize (default 400)")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2 ** 31 - 1))
 @click.option("--max-minutes", default=10.0, show_default=True, type=click.FloatRange(0),
               help="stop --local / colorize training after this long (0 = no limit); the colour stages "
@@ -95,6 +95,8 @@ def command(plate, keys, output, op_name, key_colorspace, bit_depth, ocio_config
         raise SettingsError(output, "is not a .safetensors file name", "end -o in .safetensors")
     if os.path.exists(output) and not overwrite:
         raise UnsafeOutputError(output, "already exists", "choose another -o or pass --overwrite")
+    if lut_size == 1:
+        raise SettingsError(None, "--lut-size 1 is no lattice", "use 0 (the grade alone) or 2 to 33 points per axis")
     if local and op_name == "colorize":
         raise SettingsError(None, "--local is a stage of --op bake", "drop --local (colorize always learns per pixel)")
     if op_name == "bake" and steps is not None and not local:
@@ -112,13 +114,38 @@ def command(plate, keys, output, op_name, key_colorspace, bit_depth, ocio_config
     model, record, save = learn_pairs(pairs, op_name, seed=seed, lut_size=lut_size, local=local, steps=steps,
                                       max_minutes=max_minutes, device=device, say=say, progress=progress_printer(quiet))
     record.update(learned_from(plan, op_name, seed, max_minutes))
-    save(output, model, record)
+    write_learned(save, output, model, record, overwrite)
     seconds = time.monotonic() - started
     summary = {"output": output, "op": op_name, "seconds": round(seconds, 2), **record}
     if json_summary:
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(report_lines(output, op_name, record, seconds))
+
+
+def write_learned(save, output: str, model, record: dict, overwrite: bool) -> None:
+    """Save beside the target, then move it into place; without --overwrite never over a file
+    that appeared while learning (learning takes minutes)."""
+    from bake_seq.sequences.datafile import publish
+    from bake_seq.sequences.errors import OutputError
+
+    from ..errors import UnsafeOutputError
+
+    folder, name = os.path.split(os.path.abspath(output))
+    temp = os.path.join(folder, f".{name}.partial-{os.getpid()}.safetensors")
+    try:
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise UnsafeOutputError(output, f"goes through {folder}, which is a file", "choose another -o")
+        save(temp, model, record)
+        if not publish(temp, output, replace=overwrite):
+            raise UnsafeOutputError(output, "appeared while learning (it was not replaced)",
+                                    "choose another -o or pass --overwrite")
+    except OSError as exc:
+        raise OutputError(output, f"cannot write the learned model ({exc.strerror or exc})",
+                          "check the folder is writable and has space") from None
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
 
 
 def learn_pairs(pairs, op_name: str, seed: int = 0, lut_size: int = 17, local: bool = False, steps: int | None = None,
@@ -138,7 +165,7 @@ def learn_pairs(pairs, op_name: str, seed: int = 0, lut_size: int = 17, local: b
     else:
         from bake_seq.train.learn_shot import LearnOptions, learn_shot, save_shot
 
-        options = LearnOptions(seed=seed, lut_size=lut_size, local=local, local_steps=steps or 400,
+        options = LearnOptions(seed=seed, lut_size=lut_size, local=local, local_steps=steps or 300,
                                max_minutes=max_minutes, device=device, say=say, progress=progress)
         model, record = learn_shot(pairs, options)
         save = save_shot

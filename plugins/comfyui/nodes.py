@@ -343,13 +343,14 @@ class LearnFromKeyframes:
             },
             "optional": {
                 "local": ("BOOLEAN", {"default": False, "tooltip": "also fine-tune the per-pixel BakeNet (minutes)"}),
-                "steps": ("INT", {"default": 400, "min": 1, "max": 100000, "tooltip": "local / colorize training steps"}),
+                "steps": ("INT", {"default": 0, "min": 0, "max": 100000,
+                                  "tooltip": "local / colorize training steps; 0 = bake-seq learn's default"}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
                 "max_minutes": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 1e4}),
             },
         }
 
-    def learn(self, plate, corrected, key_frames, first_frame, output, op, local=False, steps=400, seed=0,
+    def learn(self, plate, corrected, key_frames, first_frame, output, op, local=False, steps=0, seed=0,
               max_minutes=10.0):
         from bake_node.commands.learn import learn_pairs
         from bake_seq.train.keyframes import KeyPair
@@ -373,7 +374,7 @@ class LearnFromKeyframes:
                 raise ValueError("Learn From Keyframes: output must end in .safetensors")
             refuse_replacing([path], LOADED_PLATES, "Learn From Keyframes: choose another output")
             model, record, save = learn_pairs(sorted(pairs, key=lambda p: p.frame), op, seed=seed, local=local,
-                                              steps=steps if (local or op == "colorize") else None,
+                                              steps=steps if steps and (local or op == "colorize") else None,
                                               max_minutes=max_minutes)
             record.update({"learned_by": "bake-seq ComfyUI Learn From Keyframes", "op": op, "seed": seed,
                            "max_minutes": max_minutes})
