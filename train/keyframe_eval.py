@@ -33,6 +33,20 @@ def _through(op, frames: list[torch.Tensor]) -> list[torch.Tensor]:
     return flicker.restore_shot(op, frames, first=FIRST)
 
 
+def learned_operator(learn, save, op_name: str, knob: str, pair: KeyPair, path: str, options):
+    """Learn from one key, save the file as `bake-seq learn` does, and prepare the operator that
+    renders with it: (operator, model, record, seconds spent learning)."""
+    from bake_node.node import get_operator
+
+    start = time.perf_counter()
+    model, record = learn([pair], options)
+    seconds = time.perf_counter() - start
+    save(path, model, record)
+    op = get_operator(op_name)
+    op.prepare({knob: path, "device": "cpu", "tile": 0})
+    return op, model, record, seconds
+
+
 def shot_scores(clean, out) -> float:
     """Mean CIEDE2000 over the non-key frames (frame 1 is the key)."""
     return flicker.frame_de(clean[1:], out[1:])
@@ -54,13 +68,8 @@ def run_keyframe_eval(images: list[Image], families=FAMILIES, frames: int = 12, 
                 clean, plate = flicker.make_shot(image, family, seed, f * 1000 + i, frames, size, grain)
                 pair = KeyPair(FIRST, _hwc(plate[0]), _hwc(clean[0]), f"{image.name}-{family}", "", "sRGB")
                 check_pair(pair)
-                start = time.perf_counter()
-                model, record = learn_shot([pair], options)
-                seconds = time.perf_counter() - start
-                path = os.path.join(tmp, f"{family}-{i}.safetensors")
-                save_shot(path, model, record)
-                op = get_operator("bake")
-                op.prepare({"checkpoint": path, "device": "cpu", "tile": 0})
+                op, _, record, seconds = learned_operator(learn_shot, save_shot, "bake", "checkpoint", pair,
+                                                          os.path.join(tmp, f"{family}-{i}.safetensors"), options)
                 learned = shot_scores(clean, _through(op, plate))
                 nothing = shot_scores(clean, plate)
                 blind_de = shot_scores(clean, _through(blind, plate))
@@ -85,7 +94,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def colorize_rows(images, frames, size, seed, tmp, colorize_options, say) -> dict:
-    from bake_node.node import get_operator
+    from bake_node.models.colorize import grey_lightness
 
     from .colorize import grey_srgb
     from .learn_colorize import ColorizeLearnOptions, learn_colorize, save_learned_colorize
@@ -95,16 +104,10 @@ def colorize_rows(images, frames, size, seed, tmp, colorize_options, say) -> dic
     rows = []
     for i, image in enumerate(images):
         clean = flicker.pan_views(image.pixels, frames, size)
-        from bake_node.models.colorize import grey_lightness
         grey = [grey_srgb(grey_lightness(c[None]))[0] for c in clean]
         pair = KeyPair(FIRST, _hwc(grey[0]), _hwc(clean[0]), f"{image.name}-colour", "", "sRGB")
-        start = time.perf_counter()
-        model, record = learn_colorize([pair], options)
-        seconds = time.perf_counter() - start
-        path = os.path.join(tmp, f"colorize-{i}.safetensors")
-        save_learned_colorize(path, model, record)
-        op = get_operator("colorize")
-        op.prepare({"colorize_checkpoint": path, "device": "cpu", "tile": 0})
+        op, model, _, seconds = learned_operator(learn_colorize, save_learned_colorize, "colorize", "colorize_checkpoint",
+                                                 pair, os.path.join(tmp, f"colorize-{i}.safetensors"), options)
         out = [torch.from_numpy(op.process(_hwc(g), FIRST + n)).permute(2, 0, 1).clamp(0, 1)
                for n, g in enumerate(grey)]
         de_grey, de_out = shot_scores(clean, grey), shot_scores(clean, out)

@@ -13,7 +13,6 @@ Measured in docs/keyframes.md (shifts, zooms, rotations; no false alarm on grade
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,14 +41,6 @@ class KeyPair:
     @property
     def label(self) -> str:
         return f"key for frame {self.frame}"
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_pair(pair: KeyPair) -> dict:

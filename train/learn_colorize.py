@@ -28,7 +28,7 @@ from bake_node.palette import oklabp_to_srgb
 
 from .ciede2000 import delta_e_srgb
 from .keyframes import KeyPair
-from .learn_shot import flush_denormals, frame_lab, held_out_mask
+from .learn_shot import clipped_step, flush_denormals, frame_lab, held_out_mask
 
 CHROMA_GRID = tuple(round(0.1 * i, 1) for i in range(16))  # 0 .. 1.5
 LR = 5e-4
@@ -103,11 +103,7 @@ def _learn_colorize(pairs: list[KeyPair], options: ColorizeLearnOptions) -> tupl
         loss = (err * weight).sum() / weight.sum().clamp_min(1.0)
         with torch.no_grad():
             damage = torch.sigmoid(teacher(x_in)[:, 3:4])
-        loss = loss + DISTIL * F.binary_cross_entropy_with_logits(pred[:, 3:4], damage)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        clipped_step(opt, net, loss + DISTIL * F.binary_cross_entropy_with_logits(pred[:, 3:4], damage))
         steps_done = step + 1
         if step % 10 == 9 or step == options.steps - 1:
             options.progress("colorize", step + 1, options.steps)

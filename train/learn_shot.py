@@ -284,6 +284,14 @@ def held_out_windows(mask: np.ndarray, size: int, halo: int) -> list[tuple[slice
     return windows
 
 
+def clipped_step(opt: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor) -> None:
+    """One optimiser step of a network fine-tuned on keys, its gradient norm clipped to 1."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+
+
 def learn_local(model: ShotCorrection, pairs: list[KeyPair], scores: list[dict],
                 options: LearnOptions) -> tuple[ShotCorrection, dict]:
     """Fine-tune the per-pixel BakeNet on crops of every key (after the colour stages); kept only
@@ -331,11 +339,7 @@ def learn_local(model: ShotCorrection, pairs: list[KeyPair], scores: list[dict],
         inner = (..., slice(m, x_in.shape[2] - m), slice(m, x_in.shape[3] - m))
         pred = net(x_in)
         err = torch.sqrt((pred - target).square().sum(1, keepdim=True) + 1e-8)[inner]
-        loss = (err * weight[inner]).sum() / weight[inner].sum().clamp_min(1.0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        clipped_step(opt, net, (err * weight[inner]).sum() / weight[inner].sum().clamp_min(1.0))
         steps_done = step + 1
         if step % 10 == 9 or step == options.local_steps - 1:
             options.progress("local", step + 1, options.local_steps)

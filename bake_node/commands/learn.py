@@ -179,7 +179,9 @@ def learn_pairs(pairs, op_name: str, seed: int = 0, lut_size: int = 17, local: b
 def read_pair(plan, frame: int, path: str, key_colorspace: str | None, load_frame, say):
     """The plate frame and its key, both in the working space, checked to be usable as a pair."""
     from bake_seq.sequences.errors import PlateError
-    from bake_seq.train.keyframes import KeyPair, file_sha256
+    from bake_seq.train.keyframes import KeyPair
+
+    from ..checkpoint import file_sha256
 
     if frame not in plan.frames:
         raise PlateError(path, f"--key names frame {frame}, which the plate {plan.pattern} does not have",
