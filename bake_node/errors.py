@@ -88,3 +88,12 @@ def exit_code_for(exc: BaseException) -> int | None:
     if isinstance(exc, OutputError):
         return EXIT_WRITE
     return None
+
+
+def shown(value) -> str:
+    """A value for an error message, bounded: YAML aliases can make a 500-byte file whose lists
+    print as gigabytes, so only scalars are shown, and at most 80 characters of them."""
+    if not isinstance(value, (str, int, float, bool)) and value is not None:
+        return f"(a {type(value).__name__})"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -9,8 +9,11 @@ true inverse, so the round trip is exact to the working precision (tests/bake_no
 """
 from __future__ import annotations
 
+from typing import List
+
 import numpy as np
 import torch
+from torch import nn
 
 M1 = (  # linear sRGB -> LMS
     (0.4122214708, 0.5363325363, 0.0514459929),
@@ -58,9 +61,25 @@ MACBETH_OKLABP = (
 CBRT_EPS = 1e-8
 
 
-def _matmul(m, x: torch.Tensor, dim: int) -> torch.Tensor:
-    mat = torch.tensor(m, dtype=x.dtype, device=x.device)
-    return torch.tensordot(x.movedim(dim, -1), mat, dims=([-1], [1])).movedim(-1, dim)
+def _flat(matrix) -> list[float]:
+    return [float(v) for row in matrix for v in row]
+
+
+def exact_tensor(values: List[float], like: torch.Tensor) -> torch.Tensor:
+    """A 1-D tensor in ``like``'s dtype and device, each entry rounded once from the Python
+    float, as torch.tensor does in Python (TorchScript's torch.tensor(List[float]) rounds
+    through float32: a float64 colour matrix would be ~2e-8 off)."""
+    if torch.jit.is_scripting():
+        return torch.stack([torch.full([], v, dtype=like.dtype, device=like.device) for v in values])
+    return torch.tensor(values, dtype=like.dtype, device=like.device)
+
+
+def _matmul(m: List[float], x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Row-major 3x3 ``m`` over axis ``dim`` of ``x``."""
+    mat = exact_tensor(m, x).view(3, 3)
+    last = x.dim() - 1  # no negative axes: ONNX's exporter writes them into Transpose as they are
+    dim = dim % x.dim()
+    return torch.tensordot(x.movedim(dim, last), mat, dims=([last], [1])).movedim(last, dim)
 
 
 def srgb_eotf(x: torch.Tensor) -> torch.Tensor:
@@ -71,31 +90,49 @@ def srgb_oetf(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
 
 
-def srgb_to_oklabp(rgb: torch.Tensor, dim: int = 1, clamp: bool = True) -> torch.Tensor:
-    """sRGB-encoded values (clamped to [0, 1] unless ``clamp`` is False) -> OklabP."""
-    lin = srgb_eotf(rgb.clamp(0.0, 1.0) if clamp else rgb)
-    lms = _matmul(M1, lin, dim)
-    lms = torch.sign(lms) * (lms.abs() + CBRT_EPS) ** (1.0 / 3.0)
-    lab = _matmul(M2, lms, dim)
-    scale = torch.tensor((2.0, 2.0, 2.0), dtype=lab.dtype, device=lab.device)
-    shift = torch.tensor((-1.0, 0.0, 0.0), dtype=lab.dtype, device=lab.device)
-    shape = [1] * lab.dim()
-    shape[dim] = 3
-    return lab * scale.view(shape) + shift.view(shape)
+class OklabP(nn.Module):
+    """The two conversions as a module that TorchScript compiles (it sees no module-level
+    constants: the matrices are attributes), so exported models convert exactly as the render
+    does. ``srgb_to_oklabp`` and ``oklabp_to_srgb`` below are this module's methods."""
+
+    def __init__(self):
+        super().__init__()
+        self.m1, self.m2 = _flat(M1), _flat(M2)
+        self.m1_inv, self.m2_inv = _flat(M1_INV), _flat(M2_INV)
+        self.cbrt_eps = float(CBRT_EPS)
+
+    def encode(self, rgb: torch.Tensor, dim: int = 1, clamp: bool = True) -> torch.Tensor:
+        """sRGB-encoded values (clamped to [0, 1] unless ``clamp`` is False) -> OklabP."""
+        lin = srgb_eotf(rgb.clamp(0.0, 1.0) if clamp else rgb)
+        lms = _matmul(self.m1, lin, dim)
+        lms = torch.sign(lms) * (lms.abs() + self.cbrt_eps) ** (1.0 / 3.0)
+        lab = _matmul(self.m2, lms, dim)
+        scale = torch.tensor([2.0, 2.0, 2.0], dtype=lab.dtype, device=lab.device)
+        shift = torch.tensor([-1.0, 0.0, 0.0], dtype=lab.dtype, device=lab.device)
+        shape = [1] * lab.dim()
+        shape[dim] = 3
+        return lab * scale.view(shape) + shift.view(shape)
+
+    def decode(self, labp: torch.Tensor, dim: int = 1, clamp: bool = True) -> torch.Tensor:
+        """OklabP -> sRGB-encoded values clamped to [0, 1] (unless ``clamp`` is False); exact
+        inverse of ``encode``."""
+        shape = [1] * labp.dim()
+        shape[dim] = 3
+        shift = torch.tensor([1.0, 0.0, 0.0], dtype=labp.dtype, device=labp.device).view(shape)
+        lab = (labp + shift) * 0.5
+        lms = _matmul(self.m2_inv, lab, dim)
+        lms = torch.sign(lms) * (lms.abs() ** 3 - self.cbrt_eps).clamp_min(0.0)  # undo the forward's epsilon too
+        lin = _matmul(self.m1_inv, lms, dim)
+        out = srgb_oetf(lin)
+        return out.clamp(0.0, 1.0) if clamp else out
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.encode(rgb)
 
 
-def oklabp_to_srgb(labp: torch.Tensor, dim: int = 1, clamp: bool = True) -> torch.Tensor:
-    """OklabP -> sRGB-encoded values clamped to [0, 1] (unless ``clamp`` is False); exact
-    inverse of srgb_to_oklabp."""
-    shape = [1] * labp.dim()
-    shape[dim] = 3
-    shift = torch.tensor((1.0, 0.0, 0.0), dtype=labp.dtype, device=labp.device).view(shape)
-    lab = (labp + shift) * 0.5
-    lms = _matmul(M2_INV, lab, dim)
-    lms = torch.sign(lms) * (lms.abs() ** 3 - CBRT_EPS).clamp_min(0.0)  # undo the forward's epsilon too
-    lin = _matmul(M1_INV, lms, dim)
-    out = srgb_oetf(lin)
-    return out.clamp(0.0, 1.0) if clamp else out
+_OKLABP = OklabP()
+srgb_to_oklabp = _OKLABP.encode
+oklabp_to_srgb = _OKLABP.decode
 
 
 def restore_srgb(model, srgb: torch.Tensor) -> torch.Tensor:

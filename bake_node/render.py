@@ -34,7 +34,7 @@ from bake_seq.sequences.plate import COLOURSPACE_NOTE, DPX_TEXT, Header, check_s
 
 from . import __version__
 from .errors import FramesLeftError, SettingsError, UnsafeOutputError
-from .node import Operator
+from .contract import Operator
 
 BIT_DEPTHS = (8, 10, 12, 14, 16)
 NAN_POLICIES = ("error", "zero")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 
-from .errors import SettingsError
+from .errors import SettingsError, shown
 from .node import OPERATORS, Knob, all_operators
 
 MAX_SETTINGS_BYTES = 1 << 20  # a settings file is a few lines; refuse anything this big before parsing
@@ -57,15 +57,6 @@ def load_settings(path: str) -> tuple[str, dict]:
                                 f"known settings: {', '.join(knobs)}")
         settings[key] = _read_value(path, knobs[key], value)
     return name, settings
-
-
-def shown(value) -> str:
-    """A value for an error message, bounded: YAML aliases can make a 500-byte file whose lists
-    print as gigabytes, so only scalars are shown, and at most 80 characters of them."""
-    if not isinstance(value, (str, int, float, bool)) and value is not None:
-        return f"(a {type(value).__name__})"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _read_value(path: str, knob: Knob, value):

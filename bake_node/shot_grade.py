@@ -31,7 +31,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .errors import SettingsError
+from .errors import SettingsError, shown
 
 TEMPORAL_MODES = ("auto", "frame", "shot", "window")
 RECORD_FORMAT = "bake-seq-grade"
@@ -153,7 +153,6 @@ def load_grade(path: str, parameters: int, grade_config: dict) -> ShotGrade:
     every field of the type it is written with, every parameter within the limits that keep the
     grade finite in float32 (models/bakenet_global.py), and a record named by its hash
     (grade-<hash>.json, from `submit`) still holding that content."""
-    from .settings import shown
 
     fix = "give a record written by `bake-seq grade` (the .json beside its LUT)"
     data = read_record_json(path, "grade record", fix)

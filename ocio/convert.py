@@ -53,22 +53,32 @@ def _apply(processor: OCIO.CPUProcessor, band: np.ndarray) -> None:
 
 
 def lut_processor(config: OCIO.Config, lut: str, lut_space: str, lut_output_space: str,
-                  working: str) -> OCIO.CPUProcessor:
+                  working: str, shaped: bool = False) -> OCIO.CPUProcessor:
     """working -> ``lut_space`` -> the LUT file (tetrahedral for 3D LUTs), whose values are in
     ``lut_output_space`` -> back to working: how a LUT made from the plate's (or the working)
     colour space to the render's output space is applied to working pixels, so that the render's
-    own working -> output conversion afterwards lands on the LUT's values."""
+    own working -> output conversion afterwards lands on the LUT's values.
+
+    A ``shaped`` LUT (bake-seq's shaped CLF: the file converts plate -> working itself, then a
+    half-domain shaper and the lattice) is applied from its shaper on: the pixels are working
+    values already, and a round trip through the plate's space first would blur them where that
+    space is steep (ADX10's toe: up to 72 16-bit codes). Its own conversion to the output space
+    stays. A file without that layout is applied whole."""
     from bake_seq.ocio.errors import ColourError
 
     space = resolve_colorspace(config, lut_space, "LUT colour space")
     out = resolve_colorspace(config, lut_output_space, "LUT output colour space")
     working = resolve_colorspace(config, working)
     lut_file = OCIO.FileTransform(lut, interpolation=OCIO.INTERP_TETRAHEDRAL)
-    steps = ([OCIO.ColorSpaceTransform(working, space)] if space != working else []) + [lut_file] + (
-        [OCIO.ColorSpaceTransform(out, working)] if out != working else [])
     try:
         _refuse_non_finite(config.getProcessor(lut_file), lut)
-        return config.getProcessor(OCIO.GroupTransform(steps)).getOptimizedCPUProcessor(_EXACT)
+        tail = _from_shaper(config, lut_file) if shaped else None
+        head = [] if tail is not None or space == working else [OCIO.ColorSpaceTransform(working, space)]
+        steps = head + (tail or [lut_file]) + ([OCIO.ColorSpaceTransform(out, working)] if out != working else [])
+        group = OCIO.GroupTransform()
+        for step in steps:
+            group.appendTransform(step)
+        return config.getProcessor(group).getOptimizedCPUProcessor(_EXACT)
     except (OCIO.Exception, OCIO.ExceptionMissingFile) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise ColourError(f"cannot read LUT {lut}: {detail}",
@@ -76,6 +86,19 @@ def lut_processor(config: OCIO.Config, lut: str, lut_space: str, lut_output_spac
     except UnicodeDecodeError:  # OCIO's message quotes the file's bytes, which are not text
         raise ColourError(f"cannot read LUT {lut}: not a LUT file (binary data)",
                           "give a .cube, .clf or .spi3d file OpenColorIO reads") from None
+
+
+def _from_shaper(config: OCIO.Config, lut_file: OCIO.FileTransform) -> list | None:
+    """The file's transforms from the half-domain 1D shaper right before its one 3D LUT on, or
+    None when the file is not laid out so."""
+    steps = list(config.getProcessor(lut_file).createGroupTransform())
+    cubes = [i for i, step in enumerate(steps) if isinstance(step, OCIO.Lut3DTransform)]
+    if len(cubes) != 1 or cubes[0] == 0:
+        return None
+    shaper = steps[cubes[0] - 1]
+    if not (isinstance(shaper, OCIO.Lut1DTransform) and shaper.getInputHalfDomain()):
+        return None
+    return steps[cubes[0] - 1:]
 
 
 def _refuse_non_finite(processor, lut: str) -> None:
@@ -125,3 +148,43 @@ def _thread_pool() -> ThreadPoolExecutor:
             workers = int(wanted) if wanted.isdigit() and int(wanted) > 0 else min(8, os.cpu_count() or 1)
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="ocio")
         return _pool
+
+
+def shaped_lut_clf(config: OCIO.Config, plate_space: str, working: str, output_space: str,
+                   shaper: np.ndarray, lattice: np.ndarray, name: str, notes: list[str]) -> str:
+    """A CLF (written by OCIO's own writer) applying a 3D lattice laid out in ``working`` to
+    values in ``plate_space``: OCIO's exact conversion plate -> working, the 1D ``shaper`` (65536
+    float32 per half float: working value -> lattice coordinate), the lattice (n*n, n, 3, blue
+    fastest; tetrahedral), OCIO's exact conversion working -> ``output_space``."""
+    group = OCIO.GroupTransform()
+    metadata = group.getFormatMetadata()
+    metadata.setName(name)
+    metadata.setID("bake-seq")
+    for note in notes:
+        metadata.addChildElement("Description", note)
+    steps = list(_exact_steps(config, plate_space, working))
+    table = OCIO.Lut1DTransform()
+    table.setLength(len(shaper))
+    table.setInputHalfDomain(True)
+    table.setData(np.ascontiguousarray(np.repeat(shaper[:, None], 3, axis=1), np.float32).ravel())
+    cube = OCIO.Lut3DTransform()
+    cube.setGridSize(lattice.shape[1])
+    cube.setInterpolation(OCIO.INTERP_TETRAHEDRAL)
+    cube.setData(np.ascontiguousarray(lattice, np.float32).ravel())
+    for step in [*steps, table, cube, *_exact_steps(config, working, output_space)]:
+        group.appendTransform(step)
+    return group.write("Academy/ASC Common LUT Format", config)
+
+
+def _exact_steps(config: OCIO.Config, src: str, dst: str):
+    """The transforms OCIO converts src -> dst with (none for the same space), as the render's
+    exact processor holds them."""
+    src, dst = resolve_colorspace(config, src), resolve_colorspace(config, dst)
+    if src == dst:
+        return []
+    return list(config.getProcessor(src, dst).getOptimizedProcessor(_EXACT).createGroupTransform())
+
+
+def same_space(config: OCIO.Config, a: str, b: str) -> bool:
+    """True when converting a -> b changes nothing."""
+    return config.getProcessor(resolve_colorspace(config, a), resolve_colorspace(config, b)).isNoOp()

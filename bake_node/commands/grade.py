@@ -17,7 +17,7 @@ import click
 from ..cli import KnobHelp
 from .submit import with_render_options
 
-LUT_SPACES = ("auto", "plate", "working")
+LUT_SPACES = ("auto", "plate", "shaped", "working")
 
 
 @with_render_options("output", "overwrite", "json_summary", "quiet", "grade")
@@ -34,9 +34,13 @@ Examples:
 @click.option("--size", type=click.Choice(("17", "33", "65")), default="65", show_default=True,
               help="LUT lattice points per axis")
 @click.option("--lut-space", type=click.Choice(LUT_SPACES), default="auto", show_default=True,
-              help="the LUT's input: 'plate' = the plate's colour space (one OCIOFileTransform in Nuke; "
-                   "code values in [0,1], so integer plates only), 'working' = sRGB Encoded Rec.709 "
-                   "(wrap it in colour-space conversions); auto = plate for integer plates, else working")
+              help="the LUT's input: 'plate' = the plate's code values on an even [0,1] lattice (one "
+                   "OCIOFileTransform in Nuke; integer plates only), 'shaped' (.clf only) = the plate's "
+                   "values of any range, converted inside the file to sRGB Encoded Rec.709 and through a "
+                   "1D shaper to a lattice placed where the correction bends (log, scene-linear and float "
+                   "plates), 'working' = sRGB Encoded Rec.709 (wrap it in colour-space conversions); "
+                   "auto = shaped for a .clf of a plate in another space than sRGB Encoded Rec.709, else "
+                   "plate for integer plates, working for float ones")
 @click.option("--overwrite", is_flag=True, help="replace an existing LUT or record (it may hold a colourist's edits)")
 def command(lut_path, size, lut_space, overwrite, sequence, **opts):
     """Estimate SEQUENCE's colour correction and write it as a 3D LUT plus a grade record.
@@ -54,6 +58,9 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
     if ext not in (*LUT_EXTENSIONS, ".json"):
         raise SettingsError(lut_path, f"cannot write a {ext or 'extension-less'} LUT",
                             "end -o in .cube, .clf, .spi3d or .json (the grade record alone)")
+    if lut_space == "shaped" and ext != ".clf":
+        raise SettingsError(lut_path, f"a {ext} file cannot hold the colour conversions of a shaped LUT",
+                            "end -o in .clf, or use --lut-space plate or working")
     record_path = sidecar_path(lut_path)
     targets = [lut_path] if ext == ".json" else [lut_path, record_path]
     existing = [t for t in targets if os.path.lexists(t)]
@@ -149,22 +156,77 @@ def sample_lut(op, plan, lut_path: str, size: int, lut_space: str, frame: int,
                comments: list[str]) -> tuple[dict, str]:
     """The LUT: the lattice sampled through the render's own per-pixel path (plate space ->
     working space -> ``op.process`` at ``frame`` -> output space); returns what the record says
-    of it, and the file's text."""
+    of it, and the file's text. A shaped lattice (lut.py) holds the colour conversions exactly
+    and samples ``op.process`` on working-space points."""
+    from bake_seq.ocio.config import WORKING_SPACE
+    from bake_seq.ocio.convert import convert, shaped_lut_clf
+
+    from ..lut import half_shaper, lattice_image, lut_grid, lut_text, shaped_axis
+
+    ext = os.path.splitext(lut_path)[1].lower()
+    space = lut_space if lut_space != "auto" else auto_lut_space(plan, ext)
+    lut_in = WORKING_SPACE if space == "working" else plan.input_colorspace.value
+    lut_out = WORKING_SPACE if space == "working" else plan.output_colorspace.value
+    title = f"bake-seq {os.path.basename(str(plan.pattern))}"
+    if space == "shaped":
+        points = shaped_axis(size, *working_range(plan))
+        values = op.process(lattice_image(points), frame)
+        comments = [comments[0], f"input: {lut_in}; output: {lut_out}; converted to {WORKING_SPACE} and back "
+                    f"exactly, the lattice on {size} working-space points per axis "
+                    f"({points[0]:g} to {points[-1]:g}, 0 and 1 among them)", *comments[1:]]
+        text = shaped_lut_clf(plan.config, lut_in, WORKING_SPACE, lut_out, half_shaper(points), values, title,
+                              comments)
+    else:
+        if lut_space == "auto" and ext != ".clf" and not plate_is_working(plan):
+            why = (f"an even lattice over {lut_in} codes is off by up to ~100 16-bit codes in saturated and "
+                   "near-black colours" if space == "plate" else
+                   f"its [0, 1] lattice in {WORKING_SPACE} clips values above 1 (wrap it in conversions)")
+            click.echo(f"bake-seq: note: a {ext} holds no colour conversion: {why} (docs/shots.md); "
+                       "-o FILE.clf writes a shaped LUT (2-3 codes for 99.9 % of photographed plates)", err=True)
+        working = convert(lut_grid(size), plan.config, lut_in, WORKING_SPACE)
+        values = convert(op.process(working, frame), plan.config, WORKING_SPACE, lut_out)
+        comments = [comments[0], f"input: {lut_in}; output: {lut_out}; apply with tetrahedral interpolation",
+                    *comments[1:]]
+        text = lut_text(ext, values, title, comments)
+    return {"lut": os.path.basename(lut_path), "lut_size": size, "lut_colorspace": lut_in,
+            "lut_output_colorspace": lut_out, "lut_lattice": "shaped" if space == "shaped" else "even",
+            **({"lut_working_colorspace": WORKING_SPACE} if space == "shaped" else {})}, text
+
+
+def plate_is_working(plan) -> bool:
+    from bake_seq.ocio.config import WORKING_SPACE
+    from bake_seq.ocio.convert import same_space
+
+    return same_space(plan.config, plan.input_colorspace.value, WORKING_SPACE)
+
+
+def auto_lut_space(plan, ext: str) -> str:
+    """shaped for a .clf of a plate in another space than the working one (log, scene-linear,
+    float: an even lattice over its codes misses the render's bends, docs/shots.md); else the
+    plate's codes for integer plates and the working space for float ones (a [0, 1] lattice
+    cannot hold scene-linear values)."""
+    if ext == ".clf" and not plate_is_working(plan):
+        return "shaped"
+    return "working" if plan.first.is_float else "plate"
+
+
+def working_range(plan) -> tuple[float, float]:
+    """The lowest and highest working-space value a plate's pixel can have: integer plates' code
+    values [0, 1], float plates' the half-float range (a 9^3 grid: the conversions are monotonic
+    per channel around one matrix, so the extremes sit on the corners)."""
+    import numpy as np
+
     from bake_seq.ocio.config import WORKING_SPACE
     from bake_seq.ocio.convert import convert
 
-    from ..lut import lut_grid, lut_text
+    from ..lut import HALF_MAX
 
-    space = lut_space if lut_space != "auto" else ("working" if plan.first.is_float else "plate")
-    lut_in = WORKING_SPACE if space == "working" else plan.input_colorspace.value
-    lut_out = WORKING_SPACE if space == "working" else plan.output_colorspace.value
-    working = convert(lut_grid(size), plan.config, lut_in, WORKING_SPACE)
-    values = convert(op.process(working, frame), plan.config, WORKING_SPACE, lut_out)
-    comments = [comments[0], f"input: {lut_in}; output: {lut_out}; apply with tetrahedral interpolation", *comments[1:]]
-    text = lut_text(os.path.splitext(lut_path)[1].lower(), values, f"bake-seq {os.path.basename(str(plan.pattern))}",
-                    comments)
-    return {"lut": os.path.basename(lut_path), "lut_size": size, "lut_colorspace": lut_in,
-            "lut_output_colorspace": lut_out}, text
+    axis = np.linspace(-HALF_MAX, HALF_MAX, 9) if plan.first.is_float else np.linspace(0.0, 1.0, 9)
+    r, g, b = np.meshgrid(axis, axis, axis, indexing="ij")
+    corners = np.stack([r, g, b], axis=-1).reshape(1, -1, 3).astype(np.float32)
+    working = convert(corners, plan.config, plan.input_colorspace.value, WORKING_SPACE).astype(np.float64)
+    working = np.clip(working[np.isfinite(working)], -HALF_MAX, HALF_MAX)
+    return float(min(working.min(), 0.0)), float(max(working.max(), 1.0))
 
 
 def write_shot_lut(op, plan, lut_path: str, ext: str, size: int, lut_space: str, overwrite: bool = False) -> None:

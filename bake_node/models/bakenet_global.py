@@ -18,12 +18,14 @@ learned no faster on the CPU; see the README.)
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import List
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..palette import oklabp_to_srgb, srgb_eotf, srgb_oetf, srgb_to_oklabp
+from ..palette import OklabP, exact_tensor, oklabp_to_srgb, srgb_eotf, srgb_oetf, srgb_to_oklabp
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 L_BANDS = 8  # a and b means per lightness band: split toning and tinted blacks show up here
@@ -65,13 +67,20 @@ class GlobalConfig:
 PRESETS = {"global": GlobalConfig()}
 
 
+GROUP_NAMES = ("black", "white", "gamma", "matrix", "curve", "tone_a", "tone_b", "chroma", "hue")
+
+
+def group_sizes(curve_knots: int, toning_knots: int, harmonics: int) -> List[int]:
+    """The parameter count of each group (GROUP_NAMES' order) of a grade of this form."""
+    series = 1 + 2 * harmonics
+    return [3, 3, 3, 9, curve_knots + 1, toning_knots, toning_knots, series, series]
+
+
 def grade_groups(form) -> tuple[tuple[str, int], ...]:
     """(name, count) of the parameter groups of one grade of this form (anything with
     curve_knots, toning_knots, harmonics), in order: levels, gamma, a 3x3 matrix, the tone
     curve, a/b toning, chroma and hue series."""
-    series = 1 + 2 * form.harmonics
-    return (("black", 3), ("white", 3), ("gamma", 3), ("matrix", 9), ("curve", form.curve_knots + 1),
-            ("tone_a", form.toning_knots), ("tone_b", form.toning_knots), ("chroma", series), ("hue", series))
+    return tuple(zip(GROUP_NAMES, group_sizes(form.curve_knots, form.toning_knots, form.harmonics)))
 
 
 def grade_parameter_count(form) -> int:
@@ -103,23 +112,49 @@ def thumbnail(srgb: torch.Tensor, size: int) -> torch.Tensor:
     return srgb_to_oklabp(small.double()).float()
 
 
-def colour_statistics(lab: torch.Tensor) -> torch.Tensor:
+def quantiles(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """torch.quantile(values, q, dim=-1) (linear interpolation) as (..., Q), computed step by
+    step as torch's own implementation does (sort, ranks, gather, lerp), so the results are the
+    same to the bit (tests/bake_node/test_global_model.py); ONNX has no quantile operator."""
+    ordered = torch.sort(values, dim=-1)[0]
+    last = ordered.shape[-1] - 1
+    # ranks in float64, as torch does (float32 ranks move ~1 in 3 results by an ulp); a NaN
+    # anywhere gives NaN, as there
+    ranks = (q.double() * last).masked_fill(ordered.isnan().any(-1, keepdim=True), last)
+    below = ranks.long()
+    lower, upper = ordered.gather(-1, below), ordered.gather(-1, ranks.ceil().long())
+    return lower.lerp(upper, (ranks - below).to(values.dtype))
+
+
+class ColourStatistics(nn.Module):
     """Per-image statistics of an OklabP thumbnail (N,3,T,T) -> (N, features): quantiles of
     L, a, b and of sRGB R, G, B (black and white levels), mean a and b per lightness band,
-    means and spreads."""
-    flat = lab.flatten(2)  # N,3,P
-    rgb = oklabp_to_srgb(lab.double()).float().flatten(2)
-    q = torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device)
-    quant = torch.quantile(torch.cat([flat, rgb], 1), q, dim=2).permute(1, 2, 0).flatten(1)  # N, 6*Q
-    centres = torch.linspace(-1.0, 1.0, L_BANDS, dtype=flat.dtype, device=flat.device)
-    width = 2.0 / (L_BANDS - 1)
-    band = (1.0 - (flat[:, 0:1] - centres[None, :, None]).abs() / width).clamp_min(0.0)  # N,B,P hat weights
-    mass = band.sum(2) + 1e-3
-    ab = torch.einsum("nbp,ncp->nbc", band, flat[:, 1:3]) / mass[..., None]  # N,B,2
-    chroma = flat[:, 1:3].norm(dim=1)
-    moments = torch.cat([flat.mean(2), flat.std(2)], dim=1)  # N,6
-    moments[:, 3] = chroma.mean(1)  # L's spread is in the quantiles; chroma's mean is not
-    return torch.cat([quant, ab.flatten(1), moments], dim=1)
+    means and spreads. (A module so that TorchScript can compile it: constants as attributes.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.quantiles: List[float] = list(QUANTILES)
+        self.bands: int = L_BANDS
+        self.oklabp = OklabP()
+
+    def forward(self, lab: torch.Tensor) -> torch.Tensor:
+        flat = lab.flatten(2)  # N,3,P
+        rgb = self.oklabp.decode(lab.double()).to(flat.dtype).flatten(2)  # float64 maths, the thumbnail's dtype
+        q = exact_tensor(self.quantiles, flat)
+        quant = quantiles(torch.cat([flat, rgb], 1), q).flatten(1)  # N, 6*Q
+        centres = torch.linspace(-1.0, 1.0, self.bands, dtype=flat.dtype, device=flat.device)
+        width = 2.0 / (self.bands - 1)
+        band = (1.0 - (flat[:, 0:1] - centres[None, :, None]).abs() / width).clamp_min(0.0)  # N,B,P hat weights
+        mass = band.sum(2) + 1e-3
+        ab = torch.einsum("nbp,ncp->nbc", band, flat[:, 1:3]) / mass[..., None]  # N,B,2
+        chroma = torch.linalg.vector_norm(flat[:, 1:3], 2.0, dim=1)
+        # L's spread is in the quantiles; chroma's mean is not
+        spread = flat.std(2)
+        moments = torch.cat([flat.mean(2), chroma.mean(1)[:, None], spread[:, 1:3]], dim=1)  # N,6
+        return torch.cat([quant, ab.flatten(1), moments], dim=1)
+
+
+colour_statistics = ColourStatistics()
 
 
 class Encoder(nn.Module):
@@ -131,6 +166,7 @@ class Encoder(nn.Module):
         chans = (3, w, 2 * w, 4 * w, 8 * w) if w else (3,)
         self.convs = nn.ModuleList(nn.Conv2d(cin, cout, 3, stride=2, padding=1) for cin, cout in zip(chans, chans[1:]))
         features = (2 * chans[-1] if w else 0) + cfg.stats_features
+        self.statistics = ColourStatistics()
         # ActNorm (Kingma & Dhariwal 2018): the features' natural scales differ by 100x (pooled
         # conv features ~0.01, quantiles ~1); a shift and scale set from the first training
         # batch (then trained) give every feature unit spread, which made fitting one batch
@@ -145,7 +181,7 @@ class Encoder(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, thumb: torch.Tensor) -> torch.Tensor:
-        features = colour_statistics(thumb)
+        features = self.statistics(thumb)
         if len(self.convs):
             x = thumb
             for conv in self.convs:
@@ -172,9 +208,9 @@ def piecewise_linear(knots: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (left + frac * (right - left)).view_as(x)
 
 
-def apply_grade(cfg, grade: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
-    """Apply each frame's grade (N,P) to every pixel of OklabP (N,3,H,W), in four stages (``cfg``
-    gives the grade's form: curve_knots, toning_knots, harmonics):
+class Grade(nn.Module):
+    """Apply each frame's grade (N,P) of one form (curve_knots, toning_knots, harmonics) to every
+    pixel of OklabP (N,3,H,W), in four stages:
 
     1. levels and gamma per channel on the encoded sRGB values (lifted or crushed blacks,
        dimmed whites, CDL slope/offset/power, exposure on the encoded values)
@@ -182,38 +218,61 @@ def apply_grade(cfg, grade: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
     3. a monotone tone curve on Oklab lightness
     4. a and b offsets as functions of lightness (casts, split toning), then chroma scale
        and hue rotation as Fourier series in hue (saturation, hue warps)
-    """
-    n = grade.shape[0]
-    g = grade.float()
-    sizes = [count for _, count in grade_groups(cfg)]
-    black, white, gamma, matrix, curve, tone_a, tone_b, chroma, hue = torch.split(g, sizes, dim=1)
-    per_channel = (n, 3, 1, 1)
-    rgb = oklabp_to_srgb(lab, clamp=False)
-    black, white = 0.1 * black.view(per_channel), 1.0 + 0.1 * white.view(per_channel)
-    rgb = ((rgb - black) / (white - black).clamp_min(0.05)).clamp_min(0.0)
-    power = torch.exp(0.3 * gamma).view(per_channel)
-    rgb = (rgb + 1e-6) ** power - 1e-6 ** power
-    linear = srgb_eotf(rgb)
-    mix = torch.eye(3, device=g.device) + 0.1 * matrix.view(n, 3, 3)
-    linear = torch.einsum("nij,njhw->nihw", mix, linear).clamp_min(0.0)
-    out = srgb_to_oklabp(srgb_oetf(linear), clamp=False)
-    L, a, b = out.unbind(1)
-    # Monotone curve: positive segment slopes (1 when the parameters are 0) from a moved black point.
-    steps = torch.exp(0.5 * curve[:, 1:]) * (2.0 / cfg.curve_knots)
-    knots = torch.cat([-1.0 + 0.1 * curve[:, :1], -1.0 + 0.1 * curve[:, :1] + steps.cumsum(1)], dim=1)
-    L = piecewise_linear(knots, L)
-    a = a + 0.1 * piecewise_linear(tone_a, L)
-    b = b + 0.1 * piecewise_linear(tone_b, L)
-    if cfg.harmonics:
-        angle = torch.atan2(b, a)
-        orders = torch.arange(1, cfg.harmonics + 1, device=g.device, dtype=angle.dtype).view(1, -1, 1, 1)
-        basis = torch.cat([torch.ones_like(angle)[:, None], torch.cos(orders * angle[:, None]),
-                           torch.sin(orders * angle[:, None])], dim=1)  # N,1+2H,H,W
-        scale = torch.exp(0.3 * torch.einsum("nk,nkhw->nhw", chroma, basis))
-        turn = 0.3 * torch.einsum("nk,nkhw->nhw", hue, basis)
-        cos, sin = torch.cos(turn), torch.sin(turn)
-        a, b = scale * (a * cos - b * sin), scale * (a * sin + b * cos)
-    return torch.stack([L, a, b], dim=1)
+
+    A module holding plain ints, so that TorchScript compiles it into exported models
+    (``apply_grade`` is the same computation for callers holding a config)."""
+
+    def __init__(self, curve_knots: int, toning_knots: int, harmonics: int):
+        super().__init__()
+        self.curve_knots: int = int(curve_knots)
+        self.harmonics: int = int(harmonics)
+        self.sizes: List[int] = group_sizes(curve_knots, toning_knots, harmonics)
+        self.oklabp = OklabP()
+
+    def forward(self, grade: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+        n = grade.shape[0]
+        g = grade.float()
+        groups = torch.split(g, self.sizes, dim=1)
+        black, white, gamma, matrix, curve = groups[0], groups[1], groups[2], groups[3], groups[4]
+        tone_a, tone_b, chroma, hue = groups[5], groups[6], groups[7], groups[8]
+        per_channel = [n, 3, 1, 1]
+        rgb = self.oklabp.decode(lab, clamp=False)
+        black, white = 0.1 * black.view(per_channel), 1.0 + 0.1 * white.view(per_channel)
+        rgb = ((rgb - black) / (white - black).clamp_min(0.05)).clamp_min(0.0)
+        power = torch.exp(0.3 * gamma).view(per_channel)
+        rgb = (rgb + 1e-6) ** power - 1e-6 ** power
+        linear = srgb_eotf(rgb)
+        mix = torch.eye(3, device=g.device) + 0.1 * matrix.view(n, 3, 3)
+        linear = torch.einsum("nij,njhw->nihw", mix, linear).clamp_min(0.0)
+        out = self.oklabp.encode(srgb_oetf(linear), clamp=False)
+        L, a, b = out[:, 0], out[:, 1], out[:, 2]
+        # Monotone curve: positive segment slopes (1 when the parameters are 0) from a moved black point.
+        steps = torch.exp(0.5 * curve[:, 1:]) * (2.0 / self.curve_knots)
+        knots = torch.cat([-1.0 + 0.1 * curve[:, :1], -1.0 + 0.1 * curve[:, :1] + steps.cumsum(1)], dim=1)
+        L = piecewise_linear(knots, L)
+        a = a + 0.1 * piecewise_linear(tone_a, L)
+        b = b + 0.1 * piecewise_linear(tone_b, L)
+        if self.harmonics > 0:
+            angle = torch.atan2(b, a)
+            orders = torch.arange(1, self.harmonics + 1, device=g.device, dtype=angle.dtype).view(1, -1, 1, 1)
+            basis = torch.cat([torch.ones_like(angle)[:, None], torch.cos(orders * angle[:, None]),
+                               torch.sin(orders * angle[:, None])], dim=1)  # N,1+2H,H,W
+            scale = torch.exp(0.3 * torch.einsum("nk,nkhw->nhw", chroma, basis))
+            turn = 0.3 * torch.einsum("nk,nkhw->nhw", hue, basis)
+            cos, sin = torch.cos(turn), torch.sin(turn)
+            a, b = scale * (a * cos - b * sin), scale * (a * sin + b * cos)
+        return torch.stack([L, a, b], dim=1)
+
+
+@lru_cache(maxsize=16)
+def _grade(curve_knots: int, toning_knots: int, harmonics: int) -> Grade:
+    return Grade(curve_knots, toning_knots, harmonics)
+
+
+def apply_grade(cfg, grade: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+    """Apply each frame's grade (N,P) to every pixel of OklabP (N,3,H,W); ``cfg`` gives the
+    grade's form (curve_knots, toning_knots, harmonics). See ``Grade`` for the stages."""
+    return _grade(cfg.curve_knots, cfg.toning_knots, cfg.harmonics)(grade, lab)
 
 
 class BakeNetGlobal(nn.Module):

@@ -21,6 +21,7 @@ tile halo and `bake-seq grade` writes it as a LUT.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import List
 
 import torch
 import torch.nn.functional as F
@@ -97,16 +98,50 @@ def key_weights(frames: tuple[int, ...], frame: int) -> list[tuple[int, float]]:
     return [(after - 1, 1.0 - t), (after, t)]
 
 
+BOX = [float(v) for bounds in LATTICE_BOX for v in bounds]  # low, high per axis (TorchScript takes lists)
+
+
 def lattice_lookup(lattice: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
     """Trilinear lookup of a (3, S, S, S) lattice over LATTICE_BOX at OklabP (N,3,H,W) -> (N,3,H,W)."""
-    n, _, h, w = lab.shape
-    coords = []
-    for channel, (low, high) in enumerate(LATTICE_BOX):
-        coords.append((lab[:, channel] - low) * (2.0 / (high - low)) - 1.0)
+    return sample_lattice(lattice, lab, BOX)
+
+
+def _grid(lab: torch.Tensor, box: List[float]) -> List[torch.Tensor]:
+    """Each OklabP channel (N,H,W) placed on the lattice's [-1, 1] axis (grid_sample's, corners aligned)."""
+    return [(lab[:, c] - box[2 * c]) * (2.0 / (box[2 * c + 1] - box[2 * c])) - 1.0 for c in range(3)]
+
+
+def sample_lattice(lattice: torch.Tensor, lab: torch.Tensor, box: List[float]) -> torch.Tensor:
+    """``lattice_lookup`` over the box (low, high of L, a, b), as TorchScript compiles it."""
+    n, h, w = lab.shape[0], lab.shape[2], lab.shape[3]
+    coords = _grid(lab, box)
     # grid_sample's last axis is (x, y, z) = (W, H, D) of the lattice = (b, a, L)
     grid = torch.stack([coords[2], coords[1], coords[0]], dim=-1).view(1, 1, n * h, w, 3)
     out = F.grid_sample(lattice[None].to(lab.dtype), grid, mode="bilinear", padding_mode="border", align_corners=True)
     return out[0, :, 0].view(3, n, h, w).transpose(0, 1)
+
+
+def gather_lattice(lattice: torch.Tensor, lab: torch.Tensor, box: List[float]) -> torch.Tensor:
+    """``sample_lattice`` written with gathers (ONNX opset 18 has no 5-D GridSample): the same
+    trilinear weights of the 8 surrounding points, border clamped; equal to float rounding."""
+    size = lattice.shape[-1]
+    table = lattice.to(lab.dtype).reshape(3, -1)
+    index: List[torch.Tensor] = []
+    frac: List[torch.Tensor] = []
+    for coord in _grid(lab, box):
+        pos = (((coord + 1.0) / 2.0) * (size - 1)).clamp(0.0, size - 1.0)  # grid_sample's unnormalise and clip
+        low = pos.floor().clamp(max=size - 2.0)
+        index.append(low.long())
+        frac.append(pos - low)
+    base = (index[0] * size + index[1]) * size + index[2]  # N,H,W
+    out = torch.zeros_like(lab).transpose(0, 1)  # 3,N,H,W
+    for corner in range(8):
+        dl, da, db = corner >> 2, (corner >> 1) & 1, corner & 1
+        weight = (frac[0] if dl else 1.0 - frac[0]) * (frac[1] if da else 1.0 - frac[1]) \
+            * (frac[2] if db else 1.0 - frac[2])
+        at = (base + ((dl * size + da) * size + db)).flatten()
+        out = out + weight * table.index_select(1, at).view_as(out)
+    return out.transpose(0, 1)
 
 
 class ShotCorrection(nn.Module):

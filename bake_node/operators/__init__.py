@@ -1,5 +1,7 @@
-"""Built-in operators; importing this package registers them with the node contract."""
-from . import bake  # noqa: F401
-from . import colorize  # noqa: F401
-from . import grain  # noqa: F401
-from . import zoo  # noqa: F401
+"""The built-in operators, listed: ``bake_node.node`` offers these (and any a plugin registers)."""
+from .bake import Bake
+from .colorize import Colorize
+from .grain import Grain
+from .zoo import Zoo
+
+BUILT_IN = (Bake, Colorize, Grain, Zoo)

@@ -15,7 +15,7 @@ from ..errors import CheckpointError, SettingsError
 from ..models.bakenet_fast import FastBakeNet
 from ..models.bakenet_global import BakeNetGlobal, thumbnail
 from ..models.shot import ShotCorrection
-from ..node import Knob, Operator, register
+from ..contract import Knob, Operator
 from ..palette import restore_srgb
 from ..shot_grade import TEMPORAL_MODES, ShotGrade, combine, effective_mode, is_lut, load_grade
 
@@ -80,7 +80,6 @@ def grade_form(config) -> dict:
     return {k: getattr(config, k) for k in ("curve_knots", "toning_knots", "harmonics")}
 
 
-@register
 class Bake(Operator):
     name = "bake"
     label = "Bake Colour Restore"

@@ -30,7 +30,7 @@ from ..models.colorize import grey_lightness, model_input
 from ..engine import auto_tile, deterministic_call, pick_device, run_tiled
 from ..errors import CheckpointError
 from ..inpaint import require_opencv, telea_fill
-from ..node import Knob, Operator, register
+from ..contract import Knob, Operator
 from ..palette import oklabp_to_srgb
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "weights" / "colorize-default.safetensors"
@@ -86,7 +86,6 @@ def read_mask(pattern: str, frame: int, shape: tuple[int, int]) -> np.ndarray:
     return (pixels.mean(axis=2) >= 0.5).astype(np.float32)
 
 
-@register
 class Colorize(Operator):
     name = "colorize"
     label = "Colorize + Repair Damage"

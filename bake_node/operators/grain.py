@@ -11,10 +11,9 @@ import numpy as np
 from ..grain.linear import to_linear, to_working
 from ..grain.profile import PRESETS, GrainProfile, load_profile, preset_profile
 from ..grain.synth import MODES, GrainSettings, add_grain
-from ..node import Knob, Operator, register
+from ..contract import Knob, Operator
 
 
-@register
 class Grain(Operator):
     name = "grain"
     label = "Film Grain"

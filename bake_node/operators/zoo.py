@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine import deterministic_call, pick_device, run_blended
-from ..node import Knob, Operator, register
+from ..contract import Knob, Operator
 from ..zoo import PRECISIONS, ZooModel, load_cached, placed, run_model
 
 RANGE_POLICIES = ("preserve", "clip")
@@ -25,7 +25,6 @@ CPU_WHOLE_FRAME = 512 * 512  # on the CPU, larger frames go in 512 px tiles (no 
 CPU_TILE = 512
 
 
-@register
 class Zoo(Operator):
     name = "zoo"
     label = "Zoo: Super-Resolution / Face Restore"

@@ -8,9 +8,10 @@ from safetensors.torch import save_file
 
 from bake_node.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
 from bake_node.errors import CheckpointError
-from bake_node.models.bakenet_global import PRESETS, BakeNetGlobal, GlobalConfig, count_parameters, thumbnail
+from bake_node.models.bakenet_global import (PRESETS, QUANTILES, BakeNetGlobal, GlobalConfig, count_parameters,
+                                             quantiles, thumbnail)
 from bake_node.node import get_operator
-from bake_node.palette import srgb_to_oklabp
+from bake_node.palette import oklabp_to_srgb, srgb_to_oklabp
 
 SMALL = GlobalConfig(thumb=32, width=4, hidden=16)
 
@@ -107,7 +108,8 @@ def test_operator_tiles_change_nothing_and_reruns_are_bit_identical(tmp_path):
     assert np.allclose(results[0][5, 5] - clipped[5, 5], [0.4, -0.1, 0.0], atol=1e-6)
 
 
-def test_export_of_the_global_model_is_one_line_naming_the_alternative(tmp_path):
+def test_the_global_model_exports_and_says_it_takes_whole_frames(tmp_path):
+    """(The exports themselves: tests/plugins/test_export_whole_frame.py.)"""
     from click.testing import CliRunner
 
     from bake_node.cli import cli
@@ -115,5 +117,20 @@ def test_export_of_the_global_model_is_one_line_naming_the_alternative(tmp_path)
     path = make_global_checkpoint(tmp_path / "g.safetensors")
     result = CliRunner().invoke(cli, ["export", "--format", "torchscript", "-o", str(tmp_path / "m.pt"),
                                       "--checkpoint", path])
-    assert result.exit_code == 2 and "bakenet-cpu.safetensors" in result.output
-    assert not (tmp_path / "m.pt").exists() and "Traceback" not in result.output
+    assert result.exit_code == 0 and "global BakeNet" in result.output and "whole frame" in result.output
+    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    image = frame()[None]
+    with torch.inference_mode():
+        expected = oklabp_to_srgb(trained_looking()(srgb_to_oklabp(image.double()).float()).double()).float()
+        assert (scripted(image) - expected).abs().max() < 1e-5
+
+
+def test_quantiles_are_torch_quantile_to_the_bit():
+    """The statistics' quantiles are written out (ONNX has no quantile) and must not move a render."""
+    q = torch.tensor(QUANTILES)
+    for seed in range(40):
+        gen = torch.Generator().manual_seed(seed)
+        values = torch.randn(2, 6, (4096, 1024, 97, 4097)[seed % 4], generator=gen) * 10.0 ** (seed % 5 - 2)
+        assert torch.equal(quantiles(values, q), torch.quantile(values, q, dim=2).permute(1, 2, 0))
+    values[0, 1, 5] = float("nan")
+    assert torch.equal(quantiles(values, q).isnan(), torch.quantile(values, q, dim=2).permute(1, 2, 0).isnan())
