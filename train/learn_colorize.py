@@ -15,9 +15,7 @@ no colour instead of wrong colour.
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import dataclass, field, replace
-from typing import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -28,7 +26,7 @@ from bake_node.palette import oklabp_to_srgb
 
 from .ciede2000 import delta_e_srgb
 from .keyframes import KeyPair
-from .learn_shot import clipped_step, flush_denormals, frame_lab, held_out_mask
+from .learn_shot import Session, clipped_step, flush_denormals, frame_lab, held_out_mask
 
 CHROMA_GRID = tuple(round(0.1 * i, 1) for i in range(16))  # 0 .. 1.5
 LR = 5e-4
@@ -36,18 +34,9 @@ DISTIL = 0.2  # weight of the damage head's distillation
 
 
 @dataclass
-class ColorizeLearnOptions:
-    seed: int = 0
+class ColorizeLearnOptions(Session):
     steps: int = 400
     crop: int = 192
-    max_minutes: float = 0.0
-    device: str = "cpu"
-    say: Callable[[str], None] = lambda text: None
-    progress: Callable[[str, int, int], None] = lambda stage, done, total: None
-    started: float = field(default_factory=time.monotonic)
-
-    def out_of_time(self) -> bool:
-        return self.max_minutes > 0 and time.monotonic() - self.started > 60.0 * self.max_minutes
 
 
 def shipped_colorize() -> tuple[ColorizeNet, str]:

@@ -45,14 +45,10 @@ DISAGREE = 2.0  # one grade for all keys is "not enough" beyond this x the keys'
 
 
 @dataclass
-class LearnOptions:
+class Session:
+    """What every learning run shares: its seed, its time limit, its device, its messages."""
+
     seed: int = 0
-    grade_steps: int = 300
-    lut_size: int = 17
-    lut_steps: int = 300
-    local: bool = False
-    local_steps: int = 300
-    local_crop: int = 128
     max_minutes: float = 0.0  # 0 = no limit
     device: str = "cpu"
     say: Callable[[str], None] = lambda text: None
@@ -61,6 +57,16 @@ class LearnOptions:
 
     def out_of_time(self) -> bool:
         return self.max_minutes > 0 and time.monotonic() - self.started > 60.0 * self.max_minutes
+
+
+@dataclass
+class LearnOptions(Session):
+    grade_steps: int = 300
+    lut_size: int = 17
+    lut_steps: int = 300
+    local: bool = False
+    local_steps: int = 300
+    local_crop: int = 128
 
 
 # -- pixels -----------------------------------------------------------------------------------
