@@ -21,7 +21,7 @@ from bake_node.palette import srgb_to_oklabp
 from . import grades
 from .data import epoch_order, random_flips, seeded
 from .evaluate import Case, family_cases, model_method, score
-from .loop import BakeTask
+from .bake_task import BakeTask
 
 VAL_SEED = 1234
 # Share of training samples per family (normalised); clean frames are a family of their own.
