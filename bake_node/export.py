@@ -21,10 +21,12 @@ one tensor in, one out; every tensor made in ``forward`` takes the input's devic
 "Use GPU if available" and "Optimize for Speed and Memory" (half precision) can work; the knobs
 are plain int attributes (``tile``, ``preserve_range``) that CatFileCreator can expose.
 
-The sRGB <-> OklabP conversions run in float64 whatever the input dtype, as in the Bake operator
-(cheap next to the network; float32 there moves results by ~1e-5), unless ``float64_colour`` is
-off for runtimes without float64 (TensorRT, Core ML); networks run in the dtype of their weights,
-grades in float32 as in the render. The conversions and the grade are the render's own modules
+Around a network, the sRGB <-> OklabP conversions run in float64 whatever the input dtype, as in
+the Bake operator (cheap next to the network; float32 there moves results by ~1e-5), unless
+``float64_colour`` is off for runtimes without float64 (TensorRT, Core ML); networks run in the
+dtype of their weights. The global model's per-pixel grade runs in float32 from sRGB to sRGB
+(``Grade.srgb``), exactly as the render does it; only its thumbnail's conversion follows
+``float64_colour``. The conversions and the grade are the render's own modules
 (palette.OklabP, bakenet_global.Grade), whose constants are Python floats, not tensor buffers,
 so converting a module to half keeps them exact.
 """
@@ -166,7 +168,7 @@ class GlobalForInference(ForInference):
         return self.encoder(thumb.to(self.encoder.out.weight.dtype)).float()
 
     def per_pixel(self, x: torch.Tensor, grade: torch.Tensor) -> torch.Tensor:
-        return self.from_oklabp(self.grade(grade, self.to_oklabp(x).float()).to(x.dtype))
+        return self.grade.srgb(grade, x.float()).to(x.dtype)  # the render's float32 per-pixel path
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         source = self.source(image)

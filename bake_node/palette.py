@@ -103,7 +103,10 @@ class OklabP(nn.Module):
 
     def encode(self, rgb: torch.Tensor, dim: int = 1, clamp: bool = True) -> torch.Tensor:
         """sRGB-encoded values (clamped to [0, 1] unless ``clamp`` is False) -> OklabP."""
-        lin = srgb_eotf(rgb.clamp(0.0, 1.0) if clamp else rgb)
+        return self.from_linear(srgb_eotf(rgb.clamp(0.0, 1.0) if clamp else rgb), dim)
+
+    def from_linear(self, lin: torch.Tensor, dim: int = 1) -> torch.Tensor:
+        """Linear-light Rec.709 -> OklabP (``encode`` without the sRGB curve)."""
         lms = _matmul(self.m1, lin, dim)
         lms = torch.sign(lms) * (lms.abs() + self.cbrt_eps) ** (1.0 / 3.0)
         lab = _matmul(self.m2, lms, dim)
@@ -116,15 +119,18 @@ class OklabP(nn.Module):
     def decode(self, labp: torch.Tensor, dim: int = 1, clamp: bool = True) -> torch.Tensor:
         """OklabP -> sRGB-encoded values clamped to [0, 1] (unless ``clamp`` is False); exact
         inverse of ``encode``."""
+        out = srgb_oetf(self.to_linear(labp, dim))
+        return out.clamp(0.0, 1.0) if clamp else out
+
+    def to_linear(self, labp: torch.Tensor, dim: int = 1) -> torch.Tensor:
+        """OklabP -> linear-light Rec.709 (``decode`` without the sRGB curve)."""
         shape = [1] * labp.dim()
         shape[dim] = 3
         shift = torch.tensor([1.0, 0.0, 0.0], dtype=labp.dtype, device=labp.device).view(shape)
         lab = (labp + shift) * 0.5
         lms = _matmul(self.m2_inv, lab, dim)
         lms = torch.sign(lms) * (lms.abs() ** 3 - self.cbrt_eps).clamp_min(0.0)  # undo the forward's epsilon too
-        lin = _matmul(self.m1_inv, lms, dim)
-        out = srgb_oetf(lin)
-        return out.clamp(0.0, 1.0) if clamp else out
+        return _matmul(self.m1_inv, lms, dim)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.encode(rgb)

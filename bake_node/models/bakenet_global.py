@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..palette import OklabP, exact_tensor, oklabp_to_srgb, srgb_eotf, srgb_oetf, srgb_to_oklabp
+from ..palette import OklabP, exact_tensor, oklabp_to_srgb, srgb_eotf, srgb_to_oklabp
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 L_BANDS = 8  # a and b means per lightness band: split toning and tinted blacks show up here
@@ -230,21 +230,31 @@ class Grade(nn.Module):
         self.oklabp = OklabP()
 
     def forward(self, grade: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+        return self.graded(grade, self.oklabp.decode(lab, clamp=False))
+
+    def srgb(self, grade: torch.Tensor, srgb: torch.Tensor) -> torch.Tensor:
+        """The render's per-pixel path: sRGB-encoded (N,3,H,W) -> graded sRGB-encoded in [0, 1],
+        in the input's float dtype. The same maths as ``decode(forward(grade, encode(srgb)))``
+        without the round trip through OklabP that stage 1 would undo (half the passes over
+        the frame; the two agree to float rounding, well under a 16-bit code)."""
+        return self.oklabp.decode(self.graded(grade, srgb.clamp(0.0, 1.0)))
+
+    def graded(self, grade: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+        """Stages 1-4 on sRGB-encoded values (N,3,H,W) -> OklabP."""
         n = grade.shape[0]
-        g = grade.float()
+        g = grade.to(rgb.dtype)
         groups = torch.split(g, self.sizes, dim=1)
         black, white, gamma, matrix, curve = groups[0], groups[1], groups[2], groups[3], groups[4]
         tone_a, tone_b, chroma, hue = groups[5], groups[6], groups[7], groups[8]
         per_channel = [n, 3, 1, 1]
-        rgb = self.oklabp.decode(lab, clamp=False)
         black, white = 0.1 * black.view(per_channel), 1.0 + 0.1 * white.view(per_channel)
         rgb = ((rgb - black) / (white - black).clamp_min(0.05)).clamp_min(0.0)
         power = torch.exp(0.3 * gamma).view(per_channel)
         rgb = (rgb + 1e-6) ** power - 1e-6 ** power
         linear = srgb_eotf(rgb)
-        mix = torch.eye(3, device=g.device) + 0.1 * matrix.view(n, 3, 3)
+        mix = torch.eye(3, device=g.device, dtype=g.dtype) + 0.1 * matrix.view(n, 3, 3)
         linear = torch.einsum("nij,njhw->nihw", mix, linear).clamp_min(0.0)
-        out = self.oklabp.encode(srgb_oetf(linear), clamp=False)
+        out = self.oklabp.from_linear(linear)
         L, a, b = out[:, 0], out[:, 1], out[:, 2]
         # Monotone curve: positive segment slopes (1 when the parameters are 0) from a moved black point.
         steps = torch.exp(0.5 * curve[:, 1:]) * (2.0 / self.curve_knots)
@@ -290,6 +300,11 @@ class BakeNetGlobal(nn.Module):
     def apply(self, grade: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
         """Apply each frame's grade (N,P) to every pixel of OklabP (N,3,H,W) (``apply_grade``)."""
         return apply_grade(self.config, grade, lab)
+
+    def apply_srgb(self, grade: torch.Tensor, srgb: torch.Tensor) -> torch.Tensor:
+        """The render's per-pixel path: sRGB-encoded (N,3,H,W) -> graded sRGB in [0, 1] (``Grade.srgb``)."""
+        cfg = self.config
+        return _grade(cfg.curve_knots, cfg.toning_knots, cfg.harmonics).srgb(grade, srgb)
 
     def forward(self, lab: torch.Tensor, thumb: torch.Tensor | None = None) -> torch.Tensor:
         """Whole frames in OklabP; ``thumb`` (from ``thumbnail``) if the caller has made it already."""

@@ -35,4 +35,4 @@ def test_bench_of_the_global_model_reports_its_targets(tmp_path):
     data = json.loads(out.read_text())
     assert data["architecture"] == "global" and data["macs_per_pixel"] is None
     assert data["dpx_render_over_oiiotool"] > 0 and data["infer_s_per_frame"] > 0
-    assert "dpx_render_over_oiiotool" in result.stdout and "target <= 5.0" in result.stdout
+    assert "dpx_render_over_oiiotool" in result.stdout and "target <= 2.0" in result.stdout
