@@ -62,6 +62,7 @@ class TrainConfig:
     batch: int = 4
     accum: int = 1  # gradient accumulation: optimiser step every `accum` batches
     seed: int = 42
+    init: str | None = None  # start from this checkpoint's weights (same model and config); optimiser fresh
     # length (an epoch = one pass over the training images)
     epochs: int | None = None
     steps: int | None = None  # optimiser steps; the first of epochs/steps reached ends the run

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ from .tasks import make_task
 
 STATE_FORMAT = 1
 # Settings a resumed run may change without breaking "continues exactly".
-RESUMABLE_CHANGES = {"epochs", "steps", "val_every", "sample_every", "plot_every", "threads", "device", "run",
+RESUMABLE_CHANGES = {"init", "epochs", "steps", "val_every", "sample_every", "plot_every", "threads", "device", "run",
                      "max_minutes"}
 
 
@@ -66,7 +67,10 @@ class Trainer:
         self.loss_fn = self.task.loss_fn()
 
         torch.manual_seed(cfg.seed)
-        self.model = self.task.build_model().to(self.device)
+        self.model = self.task.build_model()
+        if cfg.init:
+            self.start_from(cfg.init)
+        self.model = self.model.to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step, self.best, self.wall_s, self.skipped = 0, math.inf, 0.0, 0
@@ -86,6 +90,21 @@ class Trainer:
             self.log_path.write_text("")
             (self.run / "checkpoints" / "best" / "model.safetensors").unlink(missing_ok=True)
         self.trim_log()
+
+    def start_from(self, path: str) -> None:
+        """Weights from another run's checkpoint (fine-tuning on new data): the same model kind,
+        architecture and config, or one line saying which differs. The schedule, EMA and
+        optimiser start fresh; a resumed run ignores this (its own state wins)."""
+        from bake_node.checkpoint import file_sha256, read_checkpoint
+
+        name = "colorize" if self.cfg.model == "colorize" else "bakenet"
+        model, _, config = read_checkpoint(path, name, f"pass a {name} checkpoint to --init")
+        if config.to_dict() != self.cfg.model_config.to_dict():
+            differ = sorted(k for k, v in config.to_dict().items() if self.cfg.model_config.to_dict().get(k) != v)
+            raise SettingsError(path, f"--init model differs from this run's in {', '.join(differ)}",
+                                "pass a checkpoint of the same preset, or drop --init")
+        self.model.load_state_dict(model.state_dict())
+        self.init_sha256 = file_sha256(path)
 
     # -- schedule -------------------------------------------------------------------------
     @property
@@ -236,6 +255,8 @@ class Trainer:
             "wall_s": round(self.wall_s, 1), "skipped_steps": self.skipped, "ema": True,
             "best_val_de2000": None if math.isinf(self.best) else self.best,
         }
+        if cfg.init:
+            training["init"] = {"file": os.path.basename(cfg.init), "sha256": self.init_sha256}
         training.update(extra or {})
         return self.task.info(training)
 

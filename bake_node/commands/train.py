@@ -43,6 +43,8 @@ Examples:
 @click.option("--accum", type=click.IntRange(1), help="batches per optimiser step (gradient accumulation)")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), help="peak learning rate [reference: 1e-4]")
 @click.option("--seed", type=int, help="random seed [reference: 42]")
+@click.option("--init", type=click.Path(dir_okay=False),
+              help="start from this checkpoint's weights (same model and preset; fine-tuning on new data)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="training device [default: auto]")
 @click.option("--threads", type=click.IntRange(0), help="torch CPU threads (0 = torch's default)")
 @click.option("--val-every", type=click.IntRange(0), help="optimiser steps between validations")

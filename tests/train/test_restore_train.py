@@ -65,3 +65,18 @@ def test_loss_goes_down_and_the_checkpoint_renders(image_folder, tmp_path):  # n
 
 def test_resume_continues_exactly(image_folder, tmp_path):  # noqa: F811
     assert_resume_continues_exactly(lambda run, steps: tiny_global(image_folder, run, steps=steps), tmp_path)
+
+
+def test_init_starts_from_a_checkpoints_weights_and_records_it(image_folder, tmp_path):  # noqa: F811
+    first = Trainer(tiny_global(image_folder, tmp_path / "a", steps=3), echo=lambda _: None)
+    first.fit()
+    start = tmp_path / "a" / "checkpoints" / "last" / "model.safetensors"
+    second = Trainer(tiny_global(image_folder, tmp_path / "b", steps=1, seed=7, init=str(start)), echo=lambda _: None)
+    weights = load_checkpoint(start).model.state_dict()
+    assert all(torch.equal(second.model.state_dict()[k], v) for k, v in weights.items())
+    assert all(torch.equal(second.ema.state_dict()[k], v) for k, v in weights.items())
+    second.fit()
+    record = load_checkpoint(tmp_path / "b" / "checkpoints" / "last" / "model.safetensors").info.training["init"]
+    assert record["file"] == "model.safetensors" and len(record["sha256"]) == 64
+    with pytest.raises(SettingsError, match="differs from this run's in hidden"):
+        Trainer(tiny_global(image_folder, tmp_path / "c", init=str(start), depth=8), echo=lambda _: None)
