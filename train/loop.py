@@ -99,8 +99,10 @@ class Trainer:
 
         name = "colorize" if self.cfg.model == "colorize" else "bakenet"
         model, _, config = read_checkpoint(path, name, f"pass a {name} checkpoint to --init")
-        if config.to_dict() != self.cfg.model_config.to_dict():
-            differ = sorted(k for k, v in config.to_dict().items() if self.cfg.model_config.to_dict().get(k) != v)
+        ours = self.cfg.model_config.to_dict()
+        # A calibrated colorize file's chroma scales its output, not its weights: this run's applies.
+        differ = sorted(k for k, v in config.to_dict().items() if ours.get(k) != v and k != "chroma")
+        if differ:
             raise SettingsError(path, f"--init model differs from this run's in {', '.join(differ)}",
                                 "pass a checkpoint of the same preset, or drop --init")
         self.model.load_state_dict(model.state_dict())
