@@ -88,6 +88,33 @@ def command(out, image, checkpoint, frames, seed, family):
         click.echo(f"frame {n}: CIEDE2000 to the original {b:.2f} -> {a:.2f}")
     click.echo(f"mean CIEDE2000 to the original: plate {np.mean(before):.2f}, restored {np.mean(after):.2f}")
     click.echo(verdict(float(np.mean(before)), float(np.mean(after))))
+    click.echo(f"every family (the whole photo as one frame, seed {seed}, rendered the same way):")
+    for name in DEMO_FAMILIES:
+        b, a = family_numbers(folder / "families" / name, whole, name, seed, op)
+        click.echo(f"  {name:<14} CIEDE2000 {b:5.2f} -> {a:5.2f}  ({a / b if b else 1.0:.2f} x the plate's error)")
+
+
+def family_numbers(folder: Path, whole, family: str, seed: int, op) -> tuple[float, float]:
+    """One frame of ``whole`` (1,3,H,W float64 sRGB) degraded by ``family``, written as a 16-bit
+    plate and rendered by ``render``: its CIEDE2000 to the original before and after."""
+    import torch
+
+    from bake_node.render import RenderRequest, pending_frames, plan_render, render
+    from bake_seq.sequences.plate import read_plate, write_plate
+    from bake_seq.train import grades
+    from bake_seq.train.ciede2000 import delta_e_srgb
+    from bake_seq.train.data import seeded
+
+    clean = whole[0].permute(1, 2, 0).float()
+    given = grades.degrade(family, whole, seeded(seed, 0, 0))[0].permute(1, 2, 0).float().numpy()
+    plate = folder / "plate" / "demo.####.png"
+    write_plate(str(plate).replace("####", "1001"), given, channel_names=["R", "G", "B"], metadata={},
+                colorspace="sRGB Encoded Rec.709 (sRGB)", frame=1001)
+    restored = folder / "restored" / "demo.####.png"
+    plan = plan_render(RenderRequest(input=str(plate), output=str(restored), overwrite=True))
+    render(plan, op, pending_frames(plan, op)[0])
+    frames = [read_plate(str(p).replace("####", "1001"), None).pixels[..., :3] for p in (plate, restored)]
+    return tuple(float(delta_e_srgb(clean, torch.from_numpy(f)).mean()) for f in frames)
 
 
 def verdict(before: float, after: float) -> str:

@@ -21,6 +21,12 @@ def test_demo(tmp_path, tiny_checkpoint):
     assert (out / "contact_sheet.png").stat().st_size > 10_000
     assert "contact sheet:" in result.output and "mean CIEDE2000" in result.output
     assert "verdict:" in result.output  # the numbers come with their meaning
+    lines = [line.split() for line in result.output.splitlines() if line.startswith("  ")]
+    assert [line[0] for line in lines] == ["darkroom", "cdl", "white_balance", "exposure", "fade", "combo"]
+    for line in lines:  # every family: its plate's error, the render's, and their ratio
+        before, after, ratio = float(line[2]), float(line[4]), float(line[5].strip("("))
+        assert before > 0 and abs(ratio - after / before) < 0.01
+    assert [p.name for p in (out / "families" / "fade" / "restored").glob("*.png")] == ["demo.1001.png"]
 
 
 def test_demo_verdict_says_worse_when_worse():
