@@ -19,20 +19,16 @@ from bake_node.errors import BakeError
 
 from .config import load_config
 from .data import load_folder
-from .evaluate import family_cases, score
 from .report import read_log
-from .grades import EVAL_FAMILIES
-from .restore import DEFAULT_MIX, TARGETS, VAL_SEED
+from .restore import TARGETS, GlobalTask
 
 
 def nothing_scores(val_data: str, config: str | None) -> dict[str, float]:
     """Doing nothing, on the cases GlobalTask.set_validation builds from the run's config."""
     cfg = load_config(config)
-    mix = cfg.families or DEFAULT_MIX
-    families = ["clean"] + [f for f in EVAL_FAMILIES if f in mix]
-    images = load_folder(val_data, cfg.ocio, cfg.input_colorspace, cfg.bit_depth, cfg.downscale)
-    suites = family_cases(images, families, VAL_SEED, cfg.val_cases)
-    return {name: score(suite, lambda rgb: rgb)["de2000_mean"] for name, suite in suites.items()}
+    task = GlobalTask(cfg)
+    task.set_validation(load_folder(val_data, cfg.ocio, cfg.input_colorspace, cfg.bit_depth, cfg.downscale))
+    return task.nothing
 
 
 def curve(run: str | Path, nothing: dict[str, float]) -> list[dict]:
@@ -45,8 +41,7 @@ def curve(run: str | Path, nothing: dict[str, float]) -> list[dict]:
         for name, value in nothing.items():
             if name != "clean" and f"val_{name}" in record:
                 row[name] = record[f"val_{name}"] / max(value, 1e-9)
-        row["worst"] = max([row["clean"] / TARGETS["clean"]]
-                           + [row[n] / TARGETS.get(n, TARGETS["other"]) for n in row if n not in ("step", "clean")])
+        row["worst"] = record["val_de2000"]  # the run's own selection value (GlobalTask.validate)
         rows.append(row)
     return rows
 
