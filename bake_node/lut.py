@@ -29,7 +29,13 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-LUT_SIZES = (17, 33, 65)
+LUT_SIZES = (17, 33, 65, 97, 129)  # 129: OpenColorIO's largest 3D LUT
+EVEN_SIZE = 65  # `grade --size auto` for an even lattice (.cube/.spi3d, or a .clf of a working-space plate)
+# ... and for a shaped one: the correction bends inside cells whatever their placement (the tone
+# curve's and toning's kinks cross them), and a film-density output magnifies dark codes, so
+# 65 points left ADX10 photographs 3 16-bit codes off at the 99.9th percentile, 97 hold 2
+# (docs/shots.md). ~40 MB of CLF text against ~14 MB.
+SHAPED_SIZE = 97
 
 
 def lut_grid(size: int) -> np.ndarray:

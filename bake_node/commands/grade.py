@@ -15,6 +15,7 @@ from dataclasses import replace
 import click
 
 from ..cli import KnobHelp
+from ..lut import EVEN_SIZE, LUT_SIZES, SHAPED_SIZE
 from .submit import with_render_options
 
 LUT_SPACES = ("auto", "plate", "shaped", "working")
@@ -31,8 +32,9 @@ Examples:
 @click.option("-o", "--output", "lut_path", required=True, type=click.Path(dir_okay=False),
               help="LUT to write (.cube, .clf or .spi3d, plus a .json record beside it), or only the "
                    "grade record (.json)")
-@click.option("--size", type=click.Choice(("17", "33", "65")), default="65", show_default=True,
-              help="LUT lattice points per axis")
+@click.option("--size", type=click.Choice(("auto", *map(str, LUT_SIZES))), default="auto", show_default=True,
+              help="LUT lattice points per axis; auto = 97 for a shaped .clf (65 leaves film-density plates "
+                   "3 16-bit codes off at the 99.9th percentile, 97 holds 2; ~40 MB), else 65")
 @click.option("--lut-space", type=click.Choice(LUT_SPACES), default="auto", show_default=True,
               help="the LUT's input: 'plate' = the plate's code values on an even [0,1] lattice (one "
                    "OCIOFileTransform in Nuke; integer plates only), 'shaped' (.clf only) = the plate's "
@@ -75,7 +77,7 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
     plan = plan_render(make_request(sequence, **opts))
     op = operator_for({**opts, "op_name": "bake"})
     if op.is_shot:
-        return write_shot_lut(op, plan, lut_path, ext, int(size), lut_space, overwrite)
+        return write_shot_lut(op, plan, lut_path, ext, size, lut_space, overwrite)
     if not op.is_global:
         raise SettingsError(op.checkpoint.path, "is a per-pixel BakeNet: its correction is not one colour map",
                             "use the global model (the default checkpoint)")
@@ -89,7 +91,7 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
             raise SettingsError(lut_path, f"--temporal {grade.temporal} gives a different correction per frame: "
                                 "no single LUT holds it", "use --temporal shot, or -o FILE.json for the record")
         model = f"model {grade.about.get('checkpoint')} sha256 {grade.about.get('checkpoint_sha256')}"
-        sampled, text = sample_lut(op, plan, lut_path, int(size), lut_space, grade.frames[0],
+        sampled, text = sample_lut(op, plan, lut_path, size, lut_space, grade.frames[0],
                                    [f"bake-seq grade of {plan.pattern} frames {format_frames(grade.frames)}", model])
         about, lut_file = about | sampled, [(lut_path, text)]
     write_outputs([(record_path, grade_json(replace(grade, about={**grade.about, **about}))), *lut_file], overwrite)
@@ -152,7 +154,7 @@ def write_outputs(files: list[tuple[str, str]], overwrite: bool) -> None:
                 os.remove(temp)
 
 
-def sample_lut(op, plan, lut_path: str, size: int, lut_space: str, frame: int,
+def sample_lut(op, plan, lut_path: str, size: str, lut_space: str, frame: int,
                comments: list[str]) -> tuple[dict, str]:
     """The LUT: the lattice sampled through the render's own per-pixel path (plate space ->
     working space -> ``op.process`` at ``frame`` -> output space); returns what the record says
@@ -165,6 +167,7 @@ def sample_lut(op, plan, lut_path: str, size: int, lut_space: str, frame: int,
 
     ext = os.path.splitext(lut_path)[1].lower()
     space = lut_space if lut_space != "auto" else auto_lut_space(plan, ext)
+    size = int(size) if size != "auto" else (SHAPED_SIZE if space == "shaped" else EVEN_SIZE)
     lut_in = WORKING_SPACE if space == "working" else plan.input_colorspace.value
     lut_out = WORKING_SPACE if space == "working" else plan.output_colorspace.value
     title = f"bake-seq {os.path.basename(str(plan.pattern))}"
@@ -182,7 +185,7 @@ def sample_lut(op, plan, lut_path: str, size: int, lut_space: str, frame: int,
                    "near-black colours" if space == "plate" else
                    f"its [0, 1] lattice in {WORKING_SPACE} clips values above 1 (wrap it in conversions)")
             click.echo(f"bake-seq: note: a {ext} holds no colour conversion: {why} (docs/shots.md); "
-                       "-o FILE.clf writes a shaped LUT (2-3 codes for 99.9 % of photographed plates)", err=True)
+                       "-o FILE.clf writes a shaped LUT (<= 2 codes for 99.9 % of photographed plates)", err=True)
         working = convert(lut_grid(size), plan.config, lut_in, WORKING_SPACE)
         values = convert(op.process(working, frame), plan.config, WORKING_SPACE, lut_out)
         comments = [comments[0], f"input: {lut_in}; output: {lut_out}; apply with tetrahedral interpolation",
@@ -229,7 +232,7 @@ def working_range(plan) -> tuple[float, float]:
     return float(min(working.min(), 0.0)), float(max(working.max(), 1.0))
 
 
-def write_shot_lut(op, plan, lut_path: str, ext: str, size: int, lut_space: str, overwrite: bool = False) -> None:
+def write_shot_lut(op, plan, lut_path: str, ext: str, size: str, lut_space: str, overwrite: bool = False) -> None:
     """A correction learned from keyframes (`bake-seq learn`) as a LUT: the same colour map at
     every frame the LUT is for (one key, or frames beyond the keys' span, or one frame)."""
     import json
