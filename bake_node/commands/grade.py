@@ -33,8 +33,9 @@ Examples:
               help="LUT to write (.cube, .clf or .spi3d, plus a .json record beside it), or only the "
                    "grade record (.json)")
 @click.option("--size", type=click.Choice(("auto", *map(str, LUT_SIZES))), default="auto", show_default=True,
-              help="LUT lattice points per axis; auto = 97 for a shaped .clf (65 leaves film-density plates "
-                   "3 16-bit codes off at the 99.9th percentile, 97 holds 2; ~40 MB), else 65")
+              help=f"LUT lattice points per axis; auto = {SHAPED_SIZE} for a shaped .clf (~41 MB: 65 left "
+                   "film-density plates 3 16-bit codes off at the 99.9th percentile, 97 holds 2), "
+                   f"else {EVEN_SIZE}")
 @click.option("--lut-space", type=click.Choice(LUT_SPACES), default="auto", show_default=True,
               help="the LUT's input: 'plate' = the plate's code values on an even [0,1] lattice (one "
                    "OCIOFileTransform in Nuke; integer plates only), 'shaped' (.clf only) = the plate's "

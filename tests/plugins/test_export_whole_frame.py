@@ -142,14 +142,19 @@ def test_global_module_follows_the_range_policy_and_nukes_contract(global_module
     scripted = torch.jit.load(str(path))
     with torch.inference_mode():
         got = scripted(x)
-        assert (got - rendered).abs().max() <= 1e-5 and got.max() > 1 and got.min() < 0  # 'preserve'
+        # Two float32 evaluations of the same maths in differently shaped pieces (the render's tile,
+        # the file's --tile 16): torch's vector loop and its scalar tail round pow/exp differently
+        # in the last bit, and where the Oklab -> linear matrices cancel (saturated colours) that
+        # grows to 1.1e-5 (0.74 of a 16-bit code: the worst of 30 random frames x 7 tile sizes).
+        # The contract is one 16-bit code.
+        assert (got - rendered).abs().max() <= CODE and got.max() > 1 and got.min() < 0  # 'preserve'
         assert (type(scripted.tile), type(scripted.preserve_range)) == (int, int)
         assert scripted(x.double()).dtype == torch.float64
         scripted.tile, scripted.preserve_range = 0, 0
         clipped = scripted(x)
         assert clipped.min() >= 0 and clipped.max() <= 1
         inside = ((x >= 0) & (x <= 1)).all(dim=1, keepdim=True).expand_as(x)
-        assert (clipped - got)[inside].abs().max() <= 1e-6  # the tile knob: memory, not results
+        assert (clipped - got)[inside].abs().max() <= CODE  # the tile knob: memory, not results (as above)
         half = scripted.half()(x.half())  # "Optimize for Speed and Memory"
         assert half.dtype == torch.float16 and (half.float() - clipped).abs().max() < 0.05
         # A host that cuts the frame gives each piece its own grade (docs/hosts.md): seams.
