@@ -37,42 +37,22 @@ def command(out, image, checkpoint, frames, seed, family):
     import torch
 
     from bake_node.node import get_operator
-    from bake_node.render import RenderRequest, pending_frames, plan_render, render
-    from bake_seq.sequences.plate import read_plate, write_plate
-    from bake_seq.train import grades
     from bake_seq.train.bundled import bundled_image
     from bake_seq.train.ciede2000 import delta_e_srgb
-    from bake_seq.train.data import seeded
     from bake_seq.train.report import save_grid
 
     folder = Path(out)
     source = bundled_image(image).astype(np.float32) / 255.0
-    height, width = source.shape[:2]
-    crop_w = width - PAN_PX * (frames - 1)
-    clean = [source[:, i * PAN_PX:i * PAN_PX + crop_w] for i in range(frames)]
-    # One draw for the whole shot: a plate has one colour problem, not one per frame. The
-    # families are global colour maps, so degrading the whole photo once and panning across it
-    # is the same as degrading every frame with the same parameters.
-    whole = torch.from_numpy(source).permute(2, 0, 1)[None].double()
-    graded = grades.degrade(family, whole, seeded(seed, 0, 0))[0].permute(1, 2, 0).float().numpy()
-    degraded = [graded[:, i * PAN_PX:i * PAN_PX + crop_w] for i in range(frames)]
-
-    plate = folder / "plate" / "demo.####.png"
-    for n, frame in enumerate(degraded, start=1001):
-        write_plate(str(plate).replace("####", str(n)), frame, channel_names=["R", "G", "B"], metadata={},
-                    colorspace="sRGB Encoded Rec.709 (sRGB)", frame=n)
-
-    restored_pattern = folder / "restored" / "demo.####.png"
-    plan = plan_render(RenderRequest(input=str(plate), output=str(restored_pattern), overwrite=True))
+    crop_w = source.shape[1] - PAN_PX * (frames - 1)
+    pans = [slice(i * PAN_PX, i * PAN_PX + crop_w) for i in range(frames)]
+    clean = [source[:, pan] for pan in pans]
     op = get_operator("bake")
     op.prepare({"checkpoint": checkpoint, "temporal": "frame"})  # stills, each its own correction
-    todo, _ = pending_frames(plan, op)
-    render(plan, op, todo)
+    plan, shot = render_degraded(folder, source, family, seed, op, pans)
+    plate, restored_pattern = plan.pattern.text, plan.output.text
 
     rows, labels, before, after = [], [], [], []
-    for i, n in enumerate(plan.frames):
-        restored = read_plate(str(restored_pattern).replace("####", str(n)), None).pixels[..., :3]
-        given = read_plate(plan.pattern.path(n), None).pixels[..., :3]
+    for i, (n, (given, restored)) in enumerate(zip(plan.frames, shot)):
         de_before = float(delta_e_srgb(torch.from_numpy(clean[i]), torch.from_numpy(given)).mean())
         de_after = float(delta_e_srgb(torch.from_numpy(clean[i]), torch.from_numpy(restored)).mean())
         before.append(de_before)
@@ -90,31 +70,45 @@ def command(out, image, checkpoint, frames, seed, family):
     click.echo(verdict(float(np.mean(before)), float(np.mean(after))))
     click.echo(f"every family (the whole photo as one frame, seed {seed}, rendered the same way):")
     for name in DEMO_FAMILIES:
-        b, a = family_numbers(folder / "families" / name, whole, name, seed, op)
+        b, a = family_numbers(folder / "families" / name, source, name, seed, op)
         click.echo(f"  {name:<14} CIEDE2000 {b:5.2f} -> {a:5.2f}  ({a / b if b else 1.0:.2f} x the plate's error)")
 
 
-def family_numbers(folder: Path, whole, family: str, seed: int, op) -> tuple[float, float]:
-    """One frame of ``whole`` (1,3,H,W float64 sRGB) degraded by ``family``, written as a 16-bit
-    plate and rendered by ``render``: its CIEDE2000 to the original before and after."""
+def render_degraded(folder: Path, source, family: str, seed: int, op, crops: list[slice]):
+    """``source`` (H,W,3 float32 sRGB) degraded by ``family`` in one draw for the whole shot (the
+    families are global colour maps, so degrading the photo once and panning across it is the
+    same as degrading every frame with the same parameters), each column crop written as a
+    16-bit frame of FOLDER/plate/demo.####.png from 1001 and rendered by ``render``'s code to
+    FOLDER/restored/: (the plan, [(plate frame, restored frame)] read back from the files)."""
     import torch
 
     from bake_node.render import RenderRequest, pending_frames, plan_render, render
     from bake_seq.sequences.plate import read_plate, write_plate
     from bake_seq.train import grades
-    from bake_seq.train.ciede2000 import delta_e_srgb
     from bake_seq.train.data import seeded
 
-    clean = whole[0].permute(1, 2, 0).float()
-    given = grades.degrade(family, whole, seeded(seed, 0, 0))[0].permute(1, 2, 0).float().numpy()
+    whole = torch.from_numpy(source).permute(2, 0, 1)[None].double()
+    graded = grades.degrade(family, whole, seeded(seed, 0, 0))[0].permute(1, 2, 0).float().numpy()
     plate = folder / "plate" / "demo.####.png"
-    write_plate(str(plate).replace("####", "1001"), given, channel_names=["R", "G", "B"], metadata={},
-                colorspace="sRGB Encoded Rec.709 (sRGB)", frame=1001)
-    restored = folder / "restored" / "demo.####.png"
-    plan = plan_render(RenderRequest(input=str(plate), output=str(restored), overwrite=True))
+    for n, crop in enumerate(crops, start=1001):
+        write_plate(str(plate).replace("####", str(n)), graded[:, crop], channel_names=["R", "G", "B"],
+                    metadata={}, colorspace="sRGB Encoded Rec.709 (sRGB)", frame=n)
+    plan = plan_render(RenderRequest(input=str(plate), output=str(folder / "restored" / "demo.####.png"),
+                                     overwrite=True))
     render(plan, op, pending_frames(plan, op)[0])
-    frames = [read_plate(str(p).replace("####", "1001"), None).pixels[..., :3] for p in (plate, restored)]
-    return tuple(float(delta_e_srgb(clean, torch.from_numpy(f)).mean()) for f in frames)
+    return plan, [tuple(read_plate(pattern.path(n), None).pixels[..., :3] for pattern in (plan.pattern, plan.output))
+                  for n in plan.frames]
+
+
+def family_numbers(folder: Path, source, family: str, seed: int, op) -> tuple[float, float]:
+    """One frame of ``source`` degraded by ``family`` and rendered (``render_degraded``): its
+    CIEDE2000 to the original before and after."""
+    import torch
+
+    from bake_seq.train.ciede2000 import delta_e_srgb
+
+    _, [frames] = render_degraded(folder, source, family, seed, op, [slice(None)])
+    return tuple(float(delta_e_srgb(torch.from_numpy(source), torch.from_numpy(f)).mean()) for f in frames)
 
 
 def verdict(before: float, after: float) -> str:
