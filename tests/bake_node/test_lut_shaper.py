@@ -13,7 +13,7 @@ from bake_node.lut import SHAPED_SIZE, half_shaper, shaped_axis
 from bake_node.operators.bake import DEFAULT_CHECKPOINT
 from bake_seq.ocio.config import DEFAULT_CONFIG
 from bake_seq.train.bundled import HOLDOUT, bundled_image
-from tests.bake_node.test_shot_grade import OIIOTOOL, bake
+from tests.bake_node.test_shot_grade import OIIOTOOL, bake, codes
 from tests.test_render_cli import read, write_raw
 
 FRAMES = (1001, 1002)
@@ -70,11 +70,6 @@ def plate(folder, space, light=scene, frames=FRAMES):
             codes = np.rint(np.clip(encode(light(n) + 0.002, space), 0, 1) * 1023)
             write_raw(folder / f"{n}.dpx", np.rint(codes * 65535 / 1023).astype(np.uint16), "uint16", bits=10)
     return str(folder / ("####.exr" if space == "ACEScg" else "####.dpx"))
-
-
-def codes(pixels):
-    """A 16-bit file's values, read as floats, as its integer codes again."""
-    return np.rint(pixels * 65535)
 
 
 def codes_off(tmp_path, sequence, lut, reference, frames=FRAMES):
