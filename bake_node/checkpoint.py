@@ -9,11 +9,11 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from .errors import CheckpointError
 
@@ -88,17 +88,16 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path: str | os.PathLike, model: BakeNet, info: CheckpointInfo) -> None:
-    """Write atomically: a half-written checkpoint must never sit under the final name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+def save_checkpoint(path: str | os.PathLike, model: BakeNet, info: CheckpointInfo, *, overwrite: bool = False,
+                    inputs=()) -> None:
+    """Through the one safe writer (sequences/safe_write.py): serialised in memory first (a few MB),
+    so a full disk is one line, not safetensors' own error; never over an input or, without
+    ``overwrite``, over an existing file."""
+    from bake_seq.sequences.safe_write import write_file
+
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    try:
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: info.to_json()})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    data = safetensors_bytes(tensors, metadata={METADATA_KEY: info.to_json()})
+    write_file(path, data, inputs=inputs, overwrite=overwrite, what="model file")
 
 
 def read_checkpoint(path: str, model_name: str, fix: str):
@@ -153,6 +152,19 @@ def read_checkpoint(path: str, model_name: str, fix: str):
     load_state(model, state, path, label)
     model.eval().requires_grad_(False)
     return model, meta, config
+
+
+def architecture_in(path: str) -> str | None:
+    """The architecture a checkpoint's header names, read without loading its tensors (None for
+    anything unreadable: loading it reports the problem properly)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as fh:
+            meta = json.loads((fh.metadata() or {}).get(METADATA_KEY, "{}"))
+        return meta.get("architecture") if isinstance(meta, dict) else None
+    except Exception:  # noqa: BLE001 - any unreadable header: decided when the file is loaded
+        return None
 
 
 def _read_safetensors(path: str) -> tuple[dict, dict | None]:

@@ -384,15 +384,17 @@ Examples:
 @click.option("--op", "op_name", default="bake", show_default=True, type=click.Choice(sorted(all_operators())),
               help="operator the settings are for")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="start from this settings file")
+@click.option("--overwrite", is_flag=True, help="replace -o if it exists (never the --config it starts from)")
 @with_knobs
-def config_cmd(output, **opts):
+def config_cmd(output, overwrite, **opts):
     """Write an operator's settings (every knob: the values given, else defaults) to a YAML or
     JSON file for `bake-seq render --config FILE`. Unknown settings in a file are an error."""
     from .settings import save_settings
 
+    inputs = [opts["config"]] if opts.get("config") else []
     opts = apply_config(opts)  # refuses knobs of another operator
     name = opts.pop("op_name")
-    save_settings(output, name, opts)
+    save_settings(output, name, opts, inputs=inputs, overwrite=overwrite)
     click.echo(f"wrote {output} (operator {name}); use: bake-seq render SEQ --config {output}")
 
 
@@ -440,13 +442,32 @@ class Reporter:
 @plate_options
 @click.option("--list-colorspaces", is_flag=True, help="list the config's colour spaces and exit (no SEQUENCE needed)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--temporal", is_flag=True,
+              help="measure the plate's own colour change, frame by frame: one line per frame (the correction's "
+                   "exposure, white balance R-G and B-G in stops, contrast, confidence), then the cuts and the "
+                   "largest correction; a frame 0.5 stops brighter than its reference reads -0.5")
+@click.option("--to", "temporal_to", type=click.Choice(["first", "deflicker"]), default=None,
+              help="--temporal: the correction shown and written: to each segment's first frame, or to a "
+                   "smoothed state of the neighbours (the flicker only; slow ramps read ~0) [default: first]")
+@click.option("--window", type=FiniteFloatRange(0.5, 1000.0), default=None, metavar="SIGMA",
+              help="--to deflicker: smoothing sigma in frames [default: 6, as --deflicker-window]")
+@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png",
+              help="--temporal: draw the per-channel stops and contrast (dashed lines at cuts) into a PNG")
+@click.option("--write", "write_record", type=click.Path(dir_okay=False), metavar="FILE.json",
+              help="--temporal: store the analysis (every frame's change, camera move, confidence) as JSON")
+@click.option("--ccc", type=click.Path(dir_okay=False), metavar="FILE.ccc",
+              help="--temporal: the corrections as an ASC CDL collection (id frame.NNNN per frame), "
+                   "on LINEAR Rec.709 values")
+@click.option("--overwrite", is_flag=True, help="replace existing --plot/--write/--ccc files (never a plate frame)")
 def info(sequence, list_colorspaces, as_json, **opts):
     """Show what `render` would decide for SEQUENCE: frames, gaps, size, channels, bit depth and
-    colour space, and why.
+    colour space, and why. With --temporal: how the plate's colour changes from frame to frame.
 
     \b
-    Example:
+    Examples:
       bake-seq info shot_010/####.dpx --bit-depth 10
+      bake-seq info shot_010/####.dpx --temporal --plot shot_010.png --ccc shot_010.ccc
+      bake-seq info shot_010/####.dpx --temporal --to deflicker --window 4 --json
     """
     from bake_seq.ocio.config import list_colorspaces as names
     from bake_seq.ocio.config import resolve_config
@@ -459,10 +480,17 @@ def info(sequence, list_colorspaces, as_json, **opts):
         raise click.UsageError("give a SEQUENCE (e.g. shot_010/####.dpx), or --list-colorspaces")
     opts["skip_missing"] = True
     sequence, opts = map_paths(sequence, opts)
+    temporal = {k: opts.pop(k) for k in ("temporal", "temporal_to", "window", "plot", "write_record", "ccc",
+                                          "overwrite")}
     plan = plan_render(make_request(sequence, **opts))
     if list_colorspaces:
         click.echo("\n".join(names(plan.config)))
         return
+    if temporal.pop("temporal"):
+        from .temporal_report import info_temporal
+        return info_temporal(plan, opts, as_json, **temporal)
+    if any(temporal.values()):
+        raise click.UsageError("--to, --window, --plot, --write, --ccc and --overwrite need --temporal")
     first = plan.first
     gaps = plan.missing
     report = {
@@ -493,7 +521,8 @@ def info(sequence, list_colorspaces, as_json, **opts):
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="new .safetensors file")
 @click.option("--preset", default="v5", show_default=True, help="architecture the reference file holds")
-def convert(source, output, preset):
+@click.option("--overwrite", is_flag=True, help="replace -o if it exists (never the source)")
+def convert(source, output, preset, overwrite):
     """Import a reference BakeNet .pth (ema_shadow or model_state_dict) as safetensors.
 
     Loaded with torch.load(weights_only=True): tensors only, never code.
@@ -508,11 +537,12 @@ def convert(source, output, preset):
     if preset not in PRESETS:
         from .errors import SettingsError
         raise SettingsError(None, f"unknown preset {preset!r}", f"use one of {', '.join(PRESETS)}")
-    if os.path.exists(output) and os.path.samefile(source, output):
-        from .errors import UnsafeOutputError
-        raise UnsafeOutputError(output, "output is the source file", "choose another -o")
+    from bake_seq.sequences.safe_write import check_target
+
+    target = {"inputs": [source], "overwrite": overwrite}
+    check_target(output, what="model file", **target)
     model, info_, notes = import_reference(source, preset)
-    save_checkpoint(output, model, info_)
+    save_checkpoint(output, model, info_, **target)
     for note in notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {output} ({info_.weights} weights, preset {preset})")

@@ -41,8 +41,8 @@ class LoadedColorize:
     sha256: str
 
 
-def save_colorize(path, model: ColorizeNet, info: ColorizeInfo) -> None:
-    save_checkpoint(path, model, info)  # atomic; only needs state_dict() and to_json()
+def save_colorize(path, model: ColorizeNet, info: ColorizeInfo, **target) -> None:
+    save_checkpoint(path, model, info, **target)  # only needs state_dict() and to_json()
 
 
 def load_colorize(path) -> LoadedColorize:

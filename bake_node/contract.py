@@ -150,6 +150,21 @@ class Operator:
         ``process``; hosts call it once per shot (the CLI over the frames it renders, ComfyUI per
         batch through ``process_frames``, `submit` once for the whole job)."""
 
+    def shot_frames(self, frames: list[int], available: list[int]) -> list[int]:
+        """The frames ``analyse`` should see, given the frames rendered and the plate's frames
+        ``available`` (an operator may need more: a learned correction, the span to its keys)."""
+        return frames
+
+    def describe_shot(self, frames: list[int]) -> str:
+        """The line a host prints before ``analyse``."""
+        return f"analysing {len(frames)} frames"
+
+    def store_shot(self, folder: str, about: dict) -> tuple[str, str]:
+        """After ``analyse``: write what it found into ``folder`` (a file named by its content's
+        hash) and return (knob, path): that knob set to that path makes a prepared operator apply
+        it without analysing (what `submit` gives every farm chunk)."""
+        raise NotImplementedError(f"{self.name} stores no shot analysis")
+
     def check_frames(self, frames: list[int]) -> None:
         """Called before the first frame is rendered: raise a user error for inputs of its own
         (per-frame masks, say) that are missing, so a run fails before it starts, not midway."""

@@ -15,7 +15,9 @@ code that tells a farm whether a retry can help. Codes (also in the README):
         LUT OpenColorIO cannot read or holding NaN/Inf
     6   output would overwrite an input / unsafe output path: a   permanent
         file where an output folder (or its .bake-seq/) should
-        be; `grade -o` onto a file it did not just write
+        be; `grade -o` onto a file it did not just write; any
+        -o that is an input, a device/FIFO/folder, or an existing
+        file without --overwrite
     7   `bake-seq status`: frames missing or stale (not an error)
     10  output write failed (disk full, permissions, network FS)  retryable
     11  compute device failed (CUDA error, out of memory)         retryable
@@ -77,10 +79,12 @@ class FramesLeftError(BakeError):
 def exit_code_for(exc: BaseException) -> int | None:
     """The exit code for a user error from any layer, or None for a bug."""
     from bake_seq.ocio.errors import ColourError
-    from bake_seq.sequences.errors import OutputError, PlateError
+    from bake_seq.sequences.errors import OutputError, PlateError, UnsafeTargetError
 
     if isinstance(exc, BakeError):
         return exc.exit_code
+    if isinstance(exc, UnsafeTargetError):
+        return EXIT_UNSAFE_OUTPUT
     if isinstance(exc, PlateError):
         return EXIT_PLATE
     if isinstance(exc, ColourError):

@@ -33,8 +33,8 @@ so converting a module to half keeps them exact.
 from __future__ import annotations
 
 import copy
+import io
 import json
-import os
 import warnings
 from typing import List, Optional
 
@@ -276,75 +276,71 @@ def contract(module: ForInference, checkpoint_sha256: str, preset: str) -> dict:
             "colour_maths": "float64" if module.float64_colour else "float32"}
 
 
-def export_torchscript(module: ForInference, path: str, about: dict | None = None) -> None:
+def torchscript_bytes(module: ForInference, about: dict | None = None) -> bytes:
+    """The TorchScript file's bytes. Serialised in memory, not to a path: libtorch writing a file
+    onto a full disk aborts the whole process (a C++ stack trace); the safe writer then writes
+    these bytes (a few MB) with one line per failure."""
     # torch 2.14 marks TorchScript deprecated, but it is what Nuke's Inference node (via
     # CatFileCreator) loads; the warning would only confuse users of `bake-seq export`.
     extra = {CONTRACT_FILE: json.dumps(about or {}, indent=1)}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
         scripted = torch.jit.script(module)
-        _atomic(path, lambda tmp: torch.jit.save(scripted, tmp, _extra_files=extra))
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer, _extra_files=extra)
+    return buffer.getvalue()
 
 
-def export_onnx(module: ForInference, path: str, about: dict | None = None) -> None:
-    """ONNX (opset 18) with dynamic batch, height and width, float32 in and out; the contract in
-    the model's metadata_props (key bake_seq.json, and one key per field). The graph runs
-    the whole frame in one pass: tiling is the runtime's business there. Uses torch's
+def onnx_bytes(module: ForInference, about: dict | None = None) -> bytes:
+    """The ONNX file's bytes (opset 18) with dynamic batch, height and width, float32 in and out;
+    the contract in the model's metadata_props (key bake_seq.json, and one key per field). The
+    graph runs the whole frame in one pass: tiling is the runtime's business there. Uses torch's
     TorchScript-based exporter (needs the ``onnx`` package): the dynamo exporter makes an
-    equivalent graph but took ~6x longer here."""
+    equivalent graph but took ~6x longer here. In memory, as torchscript_bytes says why."""
+    import onnx
+
     whole = module.whole_frame()
     axes = {0: "batch", 2: "height", 3: "width"}
-
-    def write(tmp: str) -> None:
-        import onnx
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # this exporter's deprecation notice, and tracer notes
-            torch.onnx.export(whole, (torch.rand(2, 3, 64, 64),), tmp, dynamo=False,
-                              opset_version=ONNX_OPSET, input_names=["image"],
-                              output_names=["restored"],
-                              dynamic_axes={"image": axes, "restored": axes})
-        graph = onnx.load(tmp)
-        told = {**(about or {}), "tile": 0}  # the ONNX graph runs the whole frame in one pass
-        fields = {CONTRACT_FILE: json.dumps(told), **{k: str(v) for k, v in told.items()}}
-        for key, value in fields.items():
-            graph.metadata_props.add(key=key, value=value)
-        onnx.save(graph, tmp)
-
-    _atomic(path, write)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # this exporter's deprecation notice, and tracer notes
+        torch.onnx.export(whole, (torch.rand(2, 3, 64, 64),), buffer, dynamo=False,
+                          opset_version=ONNX_OPSET, input_names=["image"],
+                          output_names=["restored"],
+                          dynamic_axes={"image": axes, "restored": axes})
+    graph = onnx.load_from_string(buffer.getvalue())
+    told = {**(about or {}), "tile": 0}  # the ONNX graph runs the whole frame in one pass
+    fields = {CONTRACT_FILE: json.dumps(told), **{k: str(v) for k, v in told.items()}}
+    for key, value in fields.items():
+        graph.metadata_props.add(key=key, value=value)
+    return graph.SerializeToString()
 
 
-def verify(module: ForInference, path: str, fmt: str, size=(80, 96)) -> float | None:
-    """Run the written file and the eager module on one test image; the largest difference.
-    None when the runtime for the file is not installed (onnxruntime is optional)."""
+def export_torchscript(module: ForInference, path: str, about: dict | None = None, **target) -> None:
+    from bake_seq.sequences.safe_write import write_file
+
+    write_file(path, torchscript_bytes(module, about), what="TorchScript model", **target)
+
+
+def verify(module: ForInference, data: bytes, fmt: str, size=(80, 96)) -> float | None:
+    """Run the model file's bytes and the eager module on one test image; the largest difference.
+    None when the runtime for the file is not installed (onnxruntime is optional). Done before
+    the file is written, so a wrong export never lands under its name."""
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, *size, generator=generator) * 1.2 - 0.1  # some values outside [0, 1]
     with torch.inference_mode():
         expected = module(image)
         if fmt == "torchscript":
-            got = torch.jit.load(path, map_location="cpu")(image)
+            got = torch.jit.load(io.BytesIO(data), map_location="cpu")(image)
         else:
             try:
                 import onnxruntime
             except ImportError:
                 return None
-            session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+            session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
             got = torch.from_numpy(session.run(None, {"image": image.numpy()})[0])
     difference = float((got - expected).abs().max())
     if not difference <= VERIFY_TOLERANCE:
-        raise RuntimeError(f"{path}: the exported model differs from the eager one by {difference:.2e} "
+        raise RuntimeError(f"the exported {fmt} model differs from the eager one by {difference:.2e} "
                            f"(> {VERIFY_TOLERANCE:.0e}); this is a bug in bake-seq's exporter")
     return difference
-
-
-def _atomic(path: str, write) -> None:
-    """Write to a hidden temp file beside ``path`` and rename: never a half-written model file."""
-    directory, name = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{name}.partial-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -254,11 +254,26 @@ def refuse_input_overwrite(plan: RenderPlan) -> None:
 
 
 def refuse_replacing(targets: list[str], inputs: set[str], fix: str) -> None:
-    """The one rule every writer follows (render, hosts' save nodes): no target may be an input
-    (``inputs`` are real paths; links and ``..`` are resolved)."""
+    """The one rule every writer follows (render, hosts' save nodes): no target may be an input,
+    compared by file identity (symlinks, hard links and ``..`` are all the same file)."""
+    from bake_seq.sequences.safe_write import identities
+
+    taken = identities(inputs)
     for target in targets:
-        if os.path.realpath(target) in inputs:
+        if identities([target]) & taken:
             raise UnsafeOutputError(target, "output would replace an input frame", f"{fix} (inputs are never overwritten)")
+
+
+def command_inputs(plan: RenderPlan, opts: dict) -> list[str]:
+    """Every file a plate command reads: the plate's frames and the files its options name
+    (checkpoint, settings, OCIO config, grade record, mask, grain profile, weights): what no
+    output of the command may be (sequences/safe_write.py)."""
+    named = [opts.get(name) for name in INPUT_OPTIONS]
+    return [plan.pattern.path(n) for n in plan.pattern.scan()] + [p for p in named if isinstance(p, str) and p]
+
+
+INPUT_OPTIONS = ("ocio_config", "config", "checkpoint", "grade", "colorize_checkpoint", "mask", "grain_profile",
+                 "weights")
 
 
 def analyse_shot(plan: RenderPlan, op: Operator, say: Callable[[str], None] | None = None) -> None:
@@ -267,9 +282,10 @@ def analyse_shot(plan: RenderPlan, op: Operator, say: Callable[[str], None] | No
     before resume checks: the shot's correction is part of every frame's fingerprint."""
     if not op.needs_shot:
         return
+    frames = op.shot_frames(plan.frames, plan.pattern.scan())
     if say:
-        say(f"estimating one correction ({op.temporal}) from {len(plan.frames)} frames")
-    op.analyse(plan.frames, lambda n: load_frame(plan, n).rgb)
+        say(op.describe_shot(frames))
+    op.analyse(frames, lambda n: load_frame(plan, n).rgb)
 
 
 def guess_warning(plan: RenderPlan) -> str | None:

@@ -77,7 +77,7 @@ def _read_value(path: str, knob: Knob, value):
         raise SettingsError(path, exc.problem, exc.fix) from None
 
 
-def save_settings(path: str, name: str, settings: dict) -> None:
+def save_settings(path: str, name: str, settings: dict, **target) -> None:
     """Write every knob of operator ``name`` (given values, else defaults; blank paths left out)."""
     cls = OPERATORS[name]
     values = {}
@@ -94,9 +94,6 @@ def save_settings(path: str, name: str, settings: dict) -> None:
         import yaml
         text = f"# bake-seq operator settings: bake-seq render SEQ --config {os.path.basename(path)}\n" + \
             yaml.safe_dump(document, sort_keys=False)
-    try:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        from bake_seq.sequences.errors import OutputError
-        raise OutputError(path, f"cannot write ({exc.strerror})", "check the -o path") from None
+    from bake_seq.sequences.safe_write import write_file
+
+    write_file(path, text, what="settings file", **target)

@@ -117,18 +117,10 @@ def grade_json(grade: ShotGrade) -> str:
 def save_grade(path: str, grade: ShotGrade) -> None:
     """Write the record atomically (a temp file renamed into place; for records named by their
     hash, whose content the name fixes)."""
-    from bake_seq.sequences.errors import OutputError
+    from bake_seq.sequences.safe_write import write_file
 
-    tmp = f"{path}.partial-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(grade_json(grade))
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise OutputError(path, f"cannot write the grade record ({exc.strerror or exc})",
-                          "check the folder exists and is writable") from None
+    write_file(path, grade_json(grade), overwrite=True, what="grade record",
+               fix="check the folder exists and is writable")
 
 
 def read_record_json(path: str, what: str, fix: str):

@@ -9,12 +9,10 @@ counts would be a guess). Memory is then a small multiple of the file's size. Ev
 DataFileError whose text is one line that reads after the file's name ("the LUT sidecar" + "is
 not UTF-8 text"); callers add the path and the fix in their own error type.
 
-Writing: ``publish`` links finished temp files into place, never over an existing file unless
-asked to replace.
+Writing is sequences/safe_write.py's.
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -176,28 +174,3 @@ def _bounded_scalar(build):
             raise DataFileError(f"holds a number of {len(node.value):,} characters (at most {MAX_NUMBER_CHARS})")
         return build(loader, node)
     return construct
-
-
-NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}  # some SMB mounts
-
-
-def publish(temp: str, target: str, replace: bool) -> bool:
-    """Move the finished ``temp`` to ``target``; without ``replace`` only if nothing is there
-    (a hard link fails on an existing name, so a file another process wrote meanwhile is never
-    replaced). False when ``target`` exists (``temp`` is then left for the caller)."""
-    if replace:
-        os.replace(temp, target)
-        return True
-    try:
-        os.link(temp, target)
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in NO_HARD_LINKS:
-            raise
-        if os.path.lexists(target):  # no hard links here: checked, then renamed (a small window)
-            return False
-        os.rename(temp, target)
-        return True
-    os.remove(temp)
-    return True

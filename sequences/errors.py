@@ -36,3 +36,8 @@ class PlateError(SequenceError):
 
 class OutputError(SequenceError):
     """Writing an output frame failed (disk full, permission, OIIO write error)."""
+
+
+class UnsafeTargetError(SequenceError):
+    """Writing there would destroy something: an input, an existing file without --overwrite,
+    a device or FIFO, a path through a file. Permanent (exit 6), unlike OutputError."""

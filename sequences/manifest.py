@@ -17,8 +17,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .datafile import NO_HARD_LINKS, DataFileError, open_regular, read_json
-from .plate import _HOST, _alive
+from .datafile import DataFileError, open_regular, read_json
+from .safe_write import HOST as _HOST
+from .safe_write import NO_HARD_LINKS
+from .safe_write import alive as _alive
 
 RECORD_DIR = ".bake-seq"
 
@@ -56,25 +58,18 @@ def same_file(recorded, now: dict) -> bool:
 def write_record(frame_path: str, record: dict) -> None:
     """Write the record atomically; a failed write (disk full, read-only .bake-seq/) leaves no
     temp file and is an OutputError (exit 10, retryable): the frame renders again next time."""
-    from .errors import OutputError
 
-    path = record_path(frame_path)
+    from .safe_write import write_file
+
     body = {**record, "output": file_identity(frame_path)}
-    tmp = f"{path}.partial-{os.getpid()}"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(body, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise OutputError(path, f"cannot write the resume record ({exc.strerror or exc})",
-                          "free disk space or make the output's .bake-seq folder writable, then run again") from None
+    path = record_path(frame_path)
+    try:  # a record that is no regular file (a FIFO, a link) is no record: ours to replace
+        if not stat.S_ISREG(os.lstat(path).st_mode) and not stat.S_ISDIR(os.lstat(path).st_mode):
+            os.remove(path)
+    except OSError:
+        pass
+    write_file(path, json.dumps(body, indent=1, sort_keys=True), overwrite=True,
+               what="resume record", fix="free disk space or make the output's .bake-seq folder writable, then run again")
 
 
 LOCK_LEASE_S = 120.0  # a lock not refreshed for this long is stale, whatever host wrote it

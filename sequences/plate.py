@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 
 import numpy as np
 import OpenImageIO as oiio
@@ -215,7 +214,6 @@ def _normalise(header: Header, raw: np.ndarray, bit_depth: int | None) -> np.nda
 _TAG_DROPPING = ("dpx", "tif", "tiff")
 COLOURSPACE_NOTE = "colour space: "  # how a written DPX/TIFF states its space in ImageDescription
 DPX_TEXT = 31  # characters the DPX image description field holds
-_HOST = socket.gethostname().replace(os.sep, "_").replace(".", "_") or "host"
 
 
 def _stated_colourspace(description) -> str | None:
@@ -228,7 +226,11 @@ def _stated_colourspace(description) -> str | None:
 def write_plate(path: str, pixels: np.ndarray, *, channel_names: list[str],
                 metadata: dict, colorspace: str | None, frame: int | None = None,
                 colorspace_label: str | None = None) -> None:
-    """Write one 16-bit frame atomically; never leaves a partial file under `path`."""
+    """Write one 16-bit frame through the safe writer: never a partial file under `path`, never
+    onto a device or FIFO. It replaces a frame already there: the render decides which frames
+    to write (resume, --overwrite) and has refused its inputs as outputs before."""
+    from .safe_write import write_file
+
     extension = os.path.splitext(path)[1][1:].lower()
     if extension not in _WRITE_TYPES:
         why = ("JPEG cannot hold 16-bit" if extension in ("jpg", "jpeg")
@@ -236,24 +238,14 @@ def write_plate(path: str, pixels: np.ndarray, *, channel_names: list[str],
         raise OutputError(path, why, "use .png, .tif, .dpx or .exr")
     data = _output_pixels(path, pixels, channel_names, extension)
     spec = _output_spec(data, channel_names, extension, metadata, colorspace, frame, colorspace_label)
-    directory, name = os.path.split(os.path.abspath(path))
-    temp = os.path.join(directory, f".{name}.partial-{_HOST}-{os.getpid()}.{extension}")
-    try:
-        os.makedirs(directory, exist_ok=True)
-        _remove_stale_partials(directory)
+    final = os.path.abspath(path)
+
+    def fill(temp: str) -> None:
         _write_image(path, temp, spec, data)
         if extension == "dpx":
-            _name_dpx_header(temp, os.path.join(directory, name))
-        _fsync(temp)
-        os.replace(temp, path)
-    except OSError as error:
-        _remove(temp)
-        raise OutputError(path, f"cannot write ({error.strerror or error})",
-                          "check free space and permissions of the output directory") from None
-    except BaseException:
-        _remove(temp)
-        raise
-    _fsync_directory(directory)
+            _name_dpx_header(temp, final)
+
+    write_file(path, fill, overwrite=True, what="frame", fix="choose another output folder")
 
 
 def _output_pixels(path: str, pixels: np.ndarray, channel_names: list[str],
@@ -351,31 +343,7 @@ def _verify(path: str, temp: str, spec: oiio.ImageSpec) -> None:
         raise OutputError(path, f"written file has shape {shape}", "retry the frame")
 
 
-def _fsync(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_directory(directory: str) -> None:
-    # Makes the rename durable; some filesystems (and all of Windows) refuse
-    # to fsync a directory, and by now the frame is in place anyway.
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
 _DPX_FILE_NAME = (36, 100)  # offset and size of the DPX file header's "image file name" field
-_swept: set[str] = set()  # folders whose stale temps this process has removed
 
 
 def _name_dpx_header(temp: str, final: str) -> None:
@@ -386,41 +354,3 @@ def _name_dpx_header(temp: str, final: str) -> None:
     with open(temp, "r+b") as fh:
         fh.seek(offset)
         fh.write(field)
-
-
-def _remove_stale_partials(directory: str) -> None:
-    # Left by a killed run on this host (SIGKILL, OOM): its process is gone. Temps of live
-    # processes, or of other hosts on shared storage, are left alone: they may be mid-write.
-    # Once per folder per process: listing a folder of 50,000 frames for every frame would make
-    # each write O(frames).
-    if directory in _swept:
-        return
-    _swept.add(directory)
-    marker = f".partial-{_HOST}-"
-    with os.scandir(directory) as entries:
-        names = [e.name for e in entries if e.name.startswith(".") and marker in e.name]
-    for name in names:
-        pid = name.split(marker, 1)[1].split(".", 1)[0]
-        if pid.isascii() and pid.isdigit() and not _alive(int(pid)):
-            _remove(os.path.join(directory, name))
-
-
-def _alive(pid: int) -> bool:
-    """Never raises: a pid that cannot exist (0, negative, beyond pid_t) is no live process."""
-    if not 0 < pid < 2**31:
-        return False
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return True
-    except (OSError, OverflowError, ValueError):
-        return False
-    return True
-
-
-def _remove(path: str) -> None:
-    # Best effort: this runs while reporting another error, which must win.
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -30,22 +30,26 @@ def ckpt(tmp_path_factory):
 
 
 def test_a_resume_record_that_cannot_be_written_is_retryable_and_leaves_no_temp(tmp_path, ckpt, monkeypatch):
-    import json
+    from bake_seq.sequences import safe_write
 
     plate = png16_with_10bit_codes(tmp_path / "p", range(1001, 1003))
-    real_dump = json.dump
+    real_write = safe_write._write_temp
 
-    def disk_full(obj, fh, **kwargs):
-        if "fingerprint" in obj:  # the resume record, not anything else
-            raise OSError(28, "No space left on device")
-        return real_dump(obj, fh, **kwargs)
+    def disk_full(target, content, executable):
+        if target.endswith(".png.json"):  # the resume record, not anything else: half written, then full
+            def half(temp):
+                with open(temp, "w") as fh:
+                    fh.write("{")
+                raise OSError(28, "No space left on device")
+            return real_write(target, half, executable)
+        return real_write(target, content, executable)
 
-    monkeypatch.setattr(json, "dump", disk_full)
+    monkeypatch.setattr(safe_write, "_write_temp", disk_full)
     result = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", ckpt, code=10)
     line = result.stderr.strip().splitlines()[-1]
     assert "cannot write the resume record" in line and "No space left" in line
     assert not [p for p in (tmp_path / "o" / ".bake-seq").iterdir() if "partial" in p.name]
-    monkeypatch.setattr(json, "dump", real_dump)
+    monkeypatch.setattr(safe_write, "_write_temp", real_write)
     again = bake("render", plate, "-o", tmp_path / "o", "--checkpoint", ckpt)
     assert "2 to render" in again.stderr  # the frame without a record is rendered again
 
@@ -164,7 +168,7 @@ def test_lock_rules_dead_pid_at_once_everything_else_after_the_lease(tmp_path, m
     """The lease rule on its own (no render): which locks claim_frame takes at once, after one
     lease, and that a pid check never raises."""
     from bake_seq.sequences.manifest import claim_frame, release_frame
-    from bake_seq.sequences.plate import _HOST
+    from bake_seq.sequences.safe_write import HOST as _HOST
 
     monkeypatch.setenv("BAKE_SEQ_LOCK_LEASE_S", "1")
     (tmp_path / ".bake-seq").mkdir()
@@ -210,7 +214,7 @@ def test_a_render_holding_a_frame_keeps_its_lock_past_the_lease(tmp_path, monkey
 
 
 def test_a_live_process_that_is_no_render_delays_a_frame_by_one_lease(tmp_path, ckpt, monkeypatch):
-    from bake_seq.sequences.plate import _HOST
+    from bake_seq.sequences.safe_write import HOST as _HOST
 
     monkeypatch.setenv("BAKE_SEQ_LOCK_LEASE_S", "1.5")
     plate = png16_with_10bit_codes(tmp_path / "p", range(1001, 1005))
@@ -281,7 +285,7 @@ def test_another_hosts_locks_are_taken_over_after_the_lease(tmp_path, ckpt):
 
 
 def test_garbage_locks_never_hang_or_crash_and_every_frame_is_rendered(tmp_path, ckpt):
-    from bake_seq.sequences.plate import _HOST
+    from bake_seq.sequences.safe_write import HOST as _HOST
 
     plate = png16_with_10bit_codes(tmp_path / "p", range(1, 11))
     (tmp_path / "o" / ".bake-seq").mkdir(parents=True)
@@ -474,7 +478,7 @@ def test_output_paths_fail_before_any_work_with_one_code_per_cause(tmp_path, sho
     one_line(bake("render", plate, "-o", tmp_path / "o", "--checkpoint", gckpt, code=6), ".bake-seq: is a file")
     one_line(bake(*submit, tmp_path / "o" / "p.####.png", code=6), ".bake-seq: is a file")
     one_line(bake("grade", plate, "-o", "/sys/sh.cube", "--checkpoint", gckpt, code=10),  # sysfs takes no new
-             "cannot write to the folder")                                                # file, even from root
+             "cannot write the LUT or grade record in /sys")                                                # file, even from root
     assert "estimating" not in failed.stderr and not (tmp_path / "job").exists()
     bake("grade", plate, "-o", tmp_path / "new" / "folder" / "sh.cube", "--checkpoint", gckpt)  # made, like render's
     assert (tmp_path / "new" / "folder" / "sh.cube.json").exists()

@@ -79,4 +79,4 @@ class BakeTask:
                               training=training)
 
     def save(self, path, model, info) -> None:
-        save_checkpoint(path, model, info)
+        save_checkpoint(path, model, info, overwrite=True)  # the run's own last/best files

@@ -5,7 +5,6 @@ matplotlib, so training reproduces offline. Three are held out for validation an
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -39,13 +38,19 @@ def bundled_image(name: str) -> np.ndarray:
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
-    """Written under a temporary name, then renamed: two runs exporting at once never read half a file."""
+    """Through the safe writer: two runs exporting at once never read half a file (the same
+    photo is the same bytes, so replacing one with the other is harmless)."""
+    from bake_seq.sequences.errors import OutputError
+    from bake_seq.sequences.safe_write import write_file
+
     image = oiio.ImageBuf(np.ascontiguousarray(rgb[..., :3]))
     image.specmod().attribute("oiio:ColorSpace", "srgb_rec709_scene")
-    temp = path.with_name(f".{path.stem}.partial-{os.getpid()}.png")
-    if not image.write(str(temp)):
-        raise SettingsError(str(path), f"cannot write ({image.geterror()})", "check the folder is writable")
-    os.replace(temp, path)
+
+    def fill(temp: str) -> None:
+        if not image.write(temp, fileformat="png"):
+            raise OutputError(str(path), f"cannot write ({image.geterror()})", "check the folder is writable and has space")
+
+    write_file(path, fill, overwrite=True, what="training image", fix="choose another --bundled-data folder")
 
 
 def export(folder: str | Path) -> tuple[Path, Path]:

@@ -20,7 +20,6 @@ Writes a new checkpoint (the same weights, ``config.chroma`` set, the measuremen
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import replace
 
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from bake_node.colorize_checkpoint import ColorizeInfo, load_colorize, save_colorize
-from bake_node.errors import BakeError, SettingsError, UnsafeOutputError
+from bake_node.errors import BakeError
 from bake_node.models.colorize import model_input
 from bake_node.palette import oklabp_to_srgb
 from bake_seq.sequences.errors import SequenceError
@@ -85,10 +84,10 @@ def choose(measured: dict, grid=GRID) -> tuple[float, list[dict]]:
 
 def calibrate(checkpoint: str, data: str, out: str, cases: int = 2, seed: int = VAL_SEED,
               overwrite: bool = False, echo=print) -> dict:
-    if os.path.abspath(out) == os.path.abspath(checkpoint):
-        raise SettingsError(out, "is the checkpoint being calibrated", "write the calibrated model to another file")
-    if os.path.exists(out) and not overwrite:
-        raise UnsafeOutputError(out, "already exists", "pass --overwrite to replace it, or choose another -o")
+    from bake_seq.sequences.safe_write import check_target
+
+    target = {"inputs": [checkpoint], "overwrite": overwrite}
+    check_target(out, what="calibrated model", **target)  # before minutes of measuring; checked again on write
     loaded = load_colorize(checkpoint)
     model = loaded.model
     model.config = replace(loaded.info.config, chroma=1.0)  # measure the network's own a/b
@@ -115,7 +114,7 @@ def calibrate(checkpoint: str, data: str, out: str, cases: int = 2, seed: int = 
     model.config = config
     info = ColorizeInfo(preset=loaded.info.preset, config=config, weights=loaded.info.weights,
                         training={**loaded.info.training, "calibration": calibration})
-    save_colorize(out, model, info)
+    save_colorize(out, model, info, **target)
     echo(f"chroma {chroma:.2f}: worst dE / dE without colour {chosen['worst_vs_no_colour']:.3f}, worst dE / grey dE "
          f"{chosen['worst_vs_grey']:.3f} over {len(images)} photos -> {out}")
     return calibration

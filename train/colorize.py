@@ -236,4 +236,4 @@ class ColorizeTask:
                             training=training)
 
     def save(self, path, model, info) -> None:
-        save_colorize(path, model, info)
+        save_colorize(path, model, info, overwrite=True)  # the run's own last/best files

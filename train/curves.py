@@ -19,7 +19,7 @@ from bake_node.errors import BakeError
 
 from .config import load_config
 from .data import load_folder
-from .report import read_log
+from .report import read_log, save_figure
 from .restore import TARGETS, GlobalTask
 
 
@@ -74,8 +74,7 @@ def plot(curves: dict[str, list[dict]], out: str) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def main(argv=None) -> int:

@@ -134,7 +134,7 @@ def calibrate(net: ColorizeNet, pairs, inputs, targets, options) -> tuple[list[d
     return scores, chroma
 
 
-def save_learned_colorize(path: str, model: ColorizeNet, record: dict) -> None:
+def save_learned_colorize(path: str, model: ColorizeNet, record: dict, **target) -> None:
     from bake_node.colorize_checkpoint import ColorizeInfo, save_colorize
 
-    save_colorize(path, model, ColorizeInfo(preset="shot", config=model.config, weights="fitted", training=record))
+    save_colorize(path, model, ColorizeInfo(preset="shot", config=model.config, weights="fitted", training=record), **target)

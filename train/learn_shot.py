@@ -439,9 +439,9 @@ def _learn_shot(pairs: list[KeyPair], options: LearnOptions) -> tuple[ShotCorrec
     return model, found
 
 
-def save_shot(path: str, model: ShotCorrection, record: dict) -> None:
+def save_shot(path: str, model: ShotCorrection, record: dict, **target) -> None:
     """The learned correction as a bake-seq checkpoint (model "bakenet", architecture "shot"): every
     host, `render --checkpoint`, `submit` and `grade` take it like any model."""
     from bake_node.checkpoint import CheckpointInfo, save_checkpoint
 
-    save_checkpoint(path, model, CheckpointInfo(preset="shot", config=model.config, weights="fitted", training=record))
+    save_checkpoint(path, model, CheckpointInfo(preset="shot", config=model.config, weights="fitted", training=record), **target)

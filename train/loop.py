@@ -19,6 +19,7 @@ file also carries torch's global RNG states.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import os
@@ -31,6 +32,8 @@ import torch
 from bake_node.checkpoint import CheckpointInfo
 from bake_node.engine import pick_device
 from bake_node.errors import CheckpointError, SettingsError
+from bake_seq.sequences.errors import OutputError
+from bake_seq.sequences.safe_write import check_target, write_file
 
 from .config import TrainConfig
 from .data import load_folder, with_smaller_copies
@@ -80,6 +83,7 @@ class Trainer:
         self.last = self.run / "checkpoints" / "last"
         self.log_path = self.run / "log.jsonl"
         state = self.last / "state.pt"
+        check_target(self.log_path, overwrite=True, what="training run", fix="choose another --run folder")
         if resume == "force" and not state.exists():
             raise CheckpointError(str(state), "no checkpoint to resume from", "drop --resume to start a new run")
         if resume != "restart" and state.exists():
@@ -87,7 +91,7 @@ class Trainer:
             self.echo(f"resuming {self.run} at step {self.step} (epoch {self.epoch})")
         else:  # a new run: nothing from an earlier one may pass for this one's
             self.run.mkdir(parents=True, exist_ok=True)
-            self.log_path.write_text("")
+            self.log_path.unlink(missing_ok=True)  # the first log line starts the new one
             (self.run / "checkpoints" / "best" / "model.safetensors").unlink(missing_ok=True)
         self.trim_log()
 
@@ -237,15 +241,23 @@ class Trainer:
 
     # -- logs, checkpoints, resume -------------------------------------------------------------
     def log(self, record: dict) -> None:
-        with open(self.log_path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        """One line appended (a log grows by a line per step: rewriting it whole each time would
+        be quadratic); a failed append is the same one-line write error as every other file."""
+        try:
+            with open(self.log_path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            if self.log_path.exists() and self.log_path.stat().st_size == 0:
+                self.log_path.unlink()  # the append that failed created it: leave nothing behind
+            raise OutputError(str(self.log_path), f"cannot write the training log ({exc.strerror or exc})",
+                              "free disk space or choose another --run folder") from None
 
     def trim_log(self) -> None:
         """Drop log lines written after the checkpoint we resumed from (they will be redone)."""
         if self.log_path.exists():
             keep = [line for line in self.log_path.read_text().splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= self.step]
-            self.log_path.write_text("".join(line + "\n" for line in keep))
+            write_file(self.log_path, "".join(line + "\n" for line in keep), overwrite=True, what="training log")
 
     def info(self, extra: dict | None = None) -> CheckpointInfo:
         cfg = self.cfg
@@ -274,9 +286,10 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
-        tmp = self.last / ".state.pt.partial"
-        torch.save(state, tmp)
-        tmp.replace(self.last / "state.pt")
+        buffer = io.BytesIO()  # in memory, then the safe writer: libtorch onto a full disk is no one-line error
+        torch.save(state, buffer)
+        write_file(self.last / "state.pt", buffer.getvalue(), overwrite=True, what="training state",
+                   fix="free disk space or choose another --run folder")
 
     def load_state(self, path: Path) -> None:
         try:

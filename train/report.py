@@ -1,6 +1,7 @@
 """Pictures of a run: the loss curve and before/after grids (matplotlib, no display needed)."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -9,6 +10,19 @@ import matplotlib
 matplotlib.use("Agg")  # headless: farm nodes and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """A figure through the safe writer (rendered in memory, a few hundred kB), replacing this
+    run's or report's own earlier picture."""
+    from bake_seq.sequences.safe_write import write_file
+
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format=Path(path).suffix[1:] or "png")
+    finally:
+        plt.close(fig)
+    write_file(path, buffer.getvalue(), overwrite=True, what="picture")
 
 
 def read_log(path: str | Path) -> list[dict]:
@@ -45,8 +59,7 @@ def plot_losses(log_path: str | Path, out_png: str | Path) -> None:
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, loc="upper right")
     fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
+    save_figure(fig, out_png)
 
 
 def save_grid(rows: list[list[np.ndarray]], columns: list[str], out_png: str | Path,
@@ -68,5 +81,4 @@ def save_grid(rows: list[list[np.ndarray]], columns: list[str], out_png: str | P
             if c == 0 and row_labels:
                 ax.set_ylabel(row_labels[r], fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
+    save_figure(fig, out_png)

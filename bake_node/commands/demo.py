@@ -16,7 +16,7 @@ DEMO_FAMILY = "combo"  # two problems at once; README lists what each family giv
 
 
 @click.command("demo")
-@click.option("-o", "--output", "--out", "out", cls=AliasOption, default="bake-demo", show_default=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "--out", "out", cls=AliasOption, default="bake-demo", show_default=True, type=click.Path(), metavar="DIRECTORY",
               help="folder for the plate, the render and the contact sheet")
 @click.option("--image", default="coffee", show_default=True,
               help="bundled image (held out from the default model's training: chelsea, coffee, rocket)")

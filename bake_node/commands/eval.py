@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ Examples:
   bake-seq eval --model colorize --data data/bundled/holdout -o eval-colorize   # the shipped colorize model
   bake-seq eval --flicker --data data/bundled/holdout -o eval-flicker   # temporal modes on panning shots
   bake-seq eval --keyframes --data data/bundled/holdout -o eval-keys    # learning from one key per shot
+  bake-seq eval --temporal --data data/bundled/holdout -o eval-temporal # light that changes: keys, deflicker
 """
 
 
@@ -24,7 +26,7 @@ Examples:
 @click.option("--data", required=True, type=click.Path(file_okay=False), help="folder of clean held-out images")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="BakeNet (or colorize) .safetensors [default: the shipped model]")
-@click.option("-o", "--output", "--out", "out", cls=AliasOption, default="bake-eval", show_default=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "--out", "out", cls=AliasOption, default="bake-eval", show_default=True, type=click.Path(), metavar="DIRECTORY",
               help="folder for eval.json and eval.md")
 @click.option("--cases", default=4, show_default=True, type=click.IntRange(1, 255),
               help="fixed-seed degradations per image")
@@ -45,14 +47,21 @@ Examples:
               help="learning from keys instead: panning test shots (one degradation each, a hue-keyed "
                    "secondary, a grey shot to colourise); `bake-seq learn` on the clean first frame, scored on "
                    "the other frames beside doing nothing and the blind model")
-@click.option("--grain", default=0.0, show_default=True, type=click.FloatRange(0, 0.2),
-              help="--keyframes: Gaussian grain (sigma) on the plates")
+@click.option("--temporal", "temporal_eval", is_flag=True,
+              help="shots whose light changes instead (white-balance drift, exposure ramp, random flicker, film "
+                   "breathing, a hard cut, steady light with motion): learned from one key or keys at both ends "
+                   "with --follow off and auto, beside doing nothing and the blind model; and --op deflicker "
+                   "without keys (train/temporal_eval.py)")
+@click.option("--grain", default=None, type=click.FloatRange(0, 0.2),
+              help="--keyframes / --temporal: Gaussian grain (sigma) on the plates [default: 0, --temporal 0.01]")
+@click.option("--deflicker-window", default=6.0, show_default=True, type=click.FloatRange(0.0, 1000.0),
+              help="--temporal: the deflicker operator's window (frames, sigma)")
 @click.option("--shot-frames", default=24, show_default=True, type=click.IntRange(3, 1000),
               help="--flicker / --keyframes: frames per test shot (--keyframes default 12)")
 @click.option("--window", default=9, show_default=True, type=click.IntRange(1, 1001),
               help="--flicker: the window mode's frames")
 def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, device, compare_cpu, precision,
-            flicker, keyframes, grain, shot_frames, window):
+            flicker, keyframes, temporal_eval, grain, deflicker_window, shot_frames, window):
     """Score a checkpoint against doing nothing, grey-world white balance and the previous model.
 
     Each clean image gets fixed-seed degradations of every family (darkroom, ASC CDL, white
@@ -68,13 +77,20 @@ def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, dev
     """
     import torch
 
+    from bake_seq.sequences.safe_write import check_target
+
+    # before minutes of evaluating: the report folder can take the report
+    check_target(os.path.join(out, "report"), overwrite=True, what="report", fix="choose another -o folder")
     if model_name == "colorize":
         return colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device)
     if flicker:
         return flicker_eval(data, checkpoint, out, seed, downscale, device, shot_frames, window)
     if keyframes:
         frames = shot_frames if click.get_current_context().get_parameter_source("shot_frames").name == "COMMANDLINE" else 12
-        return keyframe_eval(data, checkpoint, out, seed, downscale, frames, grain)
+        return keyframe_eval(data, checkpoint, out, seed, downscale, frames, grain or 0.0)
+    if temporal_eval:
+        return temporal_eval_command(data, checkpoint, out, seed, downscale, shot_frames,
+                                     0.01 if grain is None else grain, deflicker_window)
 
     from bake_node.node import get_operator
     from bake_node.operators.bake import CPU_CHECKPOINT
@@ -113,10 +129,12 @@ def command(model_name, data, checkpoint, out, cases, seed, crop, downscale, dev
 
 def write_report(out: str, stem: str, report: dict, table: str, intro: str) -> None:
     """OUT/<stem>.json (everything) and OUT/<stem>.md (``intro`` and the table); the table on stdout."""
+    from bake_seq.sequences.safe_write import write_files
+
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (folder / f"{stem}.md").write_text(f"{intro}\n\n{table}")
+    # The report folder is this command's: running it again replaces its own two files.
+    write_files([(folder / f"{stem}.json", json.dumps(report, indent=2) + "\n"), (folder / f"{stem}.md", f"{intro}\n\n{table}")],
+                overwrite=True, what="report", fix="choose another -o folder")
     click.echo(table)
     click.echo(f"wrote {folder / f'{stem}.json'} and {folder / f'{stem}.md'}", err=True)
 
@@ -157,6 +175,22 @@ def keyframe_eval(data, checkpoint, out, seed, downscale, frames, grain) -> None
                  f"({report['size'][1]}x{report['size'][0]}, grain sigma {grain}); key = the clean first frame, "
                  f"scored on the other {frames - 1} frames (mean CIEDE2000); blind = the shipped model with "
                  f"--temporal shot. Colourise: the grey shot, key = the colour first frame.")
+
+
+def temporal_eval_command(data, checkpoint, out, seed, downscale, frames, grain, window) -> None:
+    from bake_seq.train.data import load_folder
+    from bake_seq.train.temporal_eval import run_temporal_eval, temporal_table
+
+    images = load_folder(data, downscale=downscale)
+    report = run_temporal_eval(images, frames=frames, grain=grain, seed=2024 if seed is None else seed, window=window,
+                               blind_checkpoint=checkpoint, say=lambda text: click.echo(text, err=True))
+    report["data"] = data
+    write_report(out, "temporal", report, temporal_table(report),
+                 f"Images: {', '.join(report['images'])}; one shot of {frames} frames per image and family "
+                 f"({report['size'][1]}x{report['size'][0]}: a pan with a push-in and a moving object, grain sigma "
+                 f"{grain}). Keys: a fixed `{report['grade_family']}` grade over the changing light, key = the clean "
+                 f"frame; scored on the frames that are not keys (mean CIEDE2000; ratios to doing nothing; worst "
+                 f"frame = the largest per-frame ratio over every image). Blind = the shipped model, --temporal shot.")
 
 
 def colorize_eval(data, checkpoint, out, cases, seed, crop, downscale, device) -> None:

@@ -36,17 +36,20 @@ estimates its grade from the whole image it gets: see docs/hosts.md for hosts th
                    "not results (the global model estimates its grade from the whole image first)")
 @click.option("--range-policy", type=click.Choice(("preserve", "clip")), default="preserve",
               show_default=True, help="values outside [0,1]: pass the excess through, or clip")
+@click.option("--overwrite", is_flag=True, help="replace -o if it exists (never the checkpoint it reads)")
 @click.option("--color-maths", "--colour-maths", "colour_maths", cls=AliasOption, type=click.Choice(("float64", "float32")), default="float64", show_default=True,
               help="precision of the sRGB<->OklabP conversions inside the model; float64 matches "
                    "bake-seq render, float32 suits runtimes without float64 (TensorRT, Core ML)")
-def command(fmt, output, checkpoint, frame, tile, range_policy, colour_maths):
+def command(fmt, output, checkpoint, frame, tile, range_policy, colour_maths, overwrite):
     """Write the Bake operator (sRGB -> OklabP -> model -> OklabP -> sRGB) as one model file.
 
     The file takes and returns one 1x3xHxW sRGB-encoded image; it is checked against the
     eager model before this command reports success.
     """
-    from ..export import contract, export_onnx, export_torchscript, inference_module, verify
+    from bake_seq.sequences.safe_write import check_target, write_file
+
     from ..errors import CheckpointError, SettingsError
+    from ..export import contract, inference_module, onnx_bytes, torchscript_bytes, verify
     from ..models.shot import ShotConfig
     from ..operators.bake import default_checkpoint, load_cached
 
@@ -54,6 +57,8 @@ def command(fmt, output, checkpoint, frame, tile, range_policy, colour_maths):
     if not path:
         raise CheckpointError(None, "no checkpoint given and no default model is installed",
                               "pass --checkpoint FILE.safetensors")
+    target = {"inputs": [path], "overwrite": overwrite, "what": f"{fmt} model"}
+    check_target(output, **target)  # before the export's seconds of work; checked again as it is placed
     loaded = load_cached(path)
     config = loaded.info.config
     if isinstance(config, ShotConfig):  # learned from keyframes (`bake-seq learn`)
@@ -75,10 +80,11 @@ def command(fmt, output, checkpoint, frame, tile, range_policy, colour_maths):
         except ImportError:
             raise SettingsError(None, "ONNX export needs the onnx package",
                                 "pip install 'bake-seq[export]' (or pip install onnx)") from None
-        export_onnx(module, output, about)
+        data = onnx_bytes(module, about)
     else:
-        export_torchscript(module, output, about)
-    difference = verify(module, output, fmt)
+        data = torchscript_bytes(module, about)
+    difference = verify(module, data, fmt)
+    write_file(output, data, **target)
     checked = "not checked (onnxruntime is not installed)" if difference is None else \
         f"max |file - eager| = {difference:.1e} on a 96x80 test image"
     click.echo(f"wrote {output} ({fmt}, preset {loaded.info.preset}, {about['model']}, "

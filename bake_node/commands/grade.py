@@ -13,6 +13,7 @@ import os
 from dataclasses import replace
 
 import click
+from bake_seq.sequences.safe_write import write_files
 
 from ..cli import KnobHelp
 from ..lut import EVEN_SIZE, LUT_SIZES, SHAPED_SIZE
@@ -51,10 +52,12 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
     The frames are read once (only thumbnails are kept); the correction is the one `bake-seq
     render` would apply with the same options (default --temporal auto = one per shot).
     """
+    from bake_seq.sequences.safe_write import check_target
+
     from ..cli import apply_config, make_request, map_paths, operator_for
-    from ..errors import SettingsError, UnsafeOutputError
+    from ..errors import SettingsError
     from ..lut import sidecar_path
-    from ..render import load_frame, plan_render, writable_folder
+    from ..render import command_inputs, load_frame, plan_render, writable_folder
     from ..shot_grade import LUT_EXTENSIONS, grade_json
 
     ext = os.path.splitext(lut_path)[1].lower()
@@ -66,19 +69,18 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
                             "end -o in .clf, or use --lut-space plate or working")
     record_path = sidecar_path(lut_path)
     targets = [lut_path] if ext == ".json" else [lut_path, record_path]
-    existing = [t for t in targets if os.path.lexists(t)]
-    if existing and not overwrite:  # early, before minutes of estimating; write_outputs checks again
-        raise UnsafeOutputError(existing[0], "already exists (a colourist may have edited it)",
-                                "choose another -o or pass --overwrite")
-    writable_folder(os.path.dirname(os.path.abspath(lut_path)), "choose another -o")
     sequence, opts = map_paths(sequence, apply_config(opts))
     if opts.get("op_name", "bake") != "bake":
         raise SettingsError(None, f"operator {opts['op_name']!r} has no colour correction to export",
                             "bake-seq grade works with --op bake")
     plan = plan_render(make_request(sequence, **opts))
+    target = {"inputs": command_inputs(plan, opts), "overwrite": overwrite, "what": "LUT or grade record"}
+    for path in targets:  # early, before minutes of estimating; checked again as they are placed
+        check_target(path, **target)
+    writable_folder(os.path.dirname(os.path.abspath(lut_path)), "choose another -o")
     op = operator_for({**opts, "op_name": "bake"})
     if op.is_shot:
-        return write_shot_lut(op, plan, lut_path, ext, size, lut_space, overwrite)
+        return write_shot_lut(op, plan, lut_path, ext, size, lut_space, target)
     if not op.is_global:
         raise SettingsError(op.checkpoint.path, "is a per-pixel BakeNet: its correction is not one colour map",
                             "use the global model (the default checkpoint)")
@@ -95,7 +97,7 @@ def command(lut_path, size, lut_space, overwrite, sequence, **opts):
         sampled, text = sample_lut(op, plan, lut_path, size, lut_space, grade.frames[0],
                                    [f"bake-seq grade of {plan.pattern} frames {format_frames(grade.frames)}", model])
         about, lut_file = about | sampled, [(lut_path, text)]
-    write_outputs([(record_path, grade_json(replace(grade, about={**grade.about, **about}))), *lut_file], overwrite)
+    write_files([(record_path, grade_json(replace(grade, about={**grade.about, **about}))), *lut_file], **target)
     written = " and ".join(targets)
     click.echo(f"wrote {written}: {grade.temporal} correction from {len(grade.frames)} frames")
     if ext != ".json":
@@ -109,50 +111,6 @@ def plan_about(plan, op) -> dict:
             "output_colorspace": plan.output_colorspace.value, "ocio_config": plan.config_source.value,
             "ocio_config_id": plan.config_id, "bit_depth": plan.bit_depth.value,
             "range_policy": op.settings["range_policy"]}
-
-
-def write_outputs(files: list[tuple[str, str]], overwrite: bool) -> None:
-    """Write each (path, text) to a temp file beside it, then move them into place in order (the
-    sidecar before its LUT: a LUT never appears without the record that says what it is).
-    Without --overwrite a file goes only where nothing is (checked by the move itself, not
-    minutes earlier): a name taken meanwhile, by a colourist saving or another `grade`, is an
-    error, and the files this call had already placed are removed again."""
-    import secrets
-
-    from bake_seq.sequences.datafile import publish
-    from bake_seq.sequences.errors import OutputError
-
-    from ..errors import UnsafeOutputError
-
-    temps, placed, path = [], [], files[0][0]
-    try:
-        for path, text in files:  # a new name each (O_EXCL), with the umask's permissions (mkstemp: 0600)
-            folder, name = os.path.split(os.path.abspath(path))
-            temp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.partial")
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            temps.append(temp)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-        for (path, _), temp in zip(files, temps):
-            if not publish(temp, path, overwrite):
-                raise UnsafeOutputError(path, "appeared while the correction was estimated (a colourist may have "
-                                        "saved it, or another grade wrote it)", "choose another -o or pass --overwrite")
-            placed.append((path, os.lstat(path)))
-    except (OSError, UnsafeOutputError) as exc:
-        for done, seen in placed if not overwrite else []:  # ours alone: nothing was there before
-            try:
-                if os.path.samestat(os.lstat(done), seen):
-                    os.remove(done)
-            except OSError:
-                pass  # gone or replaced meanwhile: not ours to remove any more
-        if isinstance(exc, UnsafeOutputError):
-            raise
-        raise OutputError(path, f"cannot write it ({exc.strerror or exc})",
-                          "check the folder's permissions and free space, or choose another -o") from None
-    finally:
-        for temp in temps:
-            if os.path.lexists(temp):
-                os.remove(temp)
 
 
 def sample_lut(op, plan, lut_path: str, size: str, lut_space: str, frame: int,
@@ -233,7 +191,7 @@ def working_range(plan) -> tuple[float, float]:
     return float(min(working.min(), 0.0)), float(max(working.max(), 1.0))
 
 
-def write_shot_lut(op, plan, lut_path: str, ext: str, size: str, lut_space: str, overwrite: bool = False) -> None:
+def write_shot_lut(op, plan, lut_path: str, ext: str, size: str, lut_space: str, target: dict) -> None:
     """A correction learned from keyframes (`bake-seq learn`) as a LUT: the same colour map at
     every frame the LUT is for (one key, or frames beyond the keys' span, or one frame)."""
     import json
@@ -250,10 +208,17 @@ def write_shot_lut(op, plan, lut_path: str, ext: str, size: str, lut_space: str,
     if config.local_dim:
         raise SettingsError(op.checkpoint.path, "was learned with --local (a per-pixel network that looks at "
                             "neighbouring pixels): no LUT holds it", "learn without --local to export a LUT")
-    blends = {tuple(key_weights(config.frames, n)) for n in plan.frames}
+    from ..render import analyse_shot
+
+    analyse_shot(plan, op, lambda text: click.echo(f"bake-seq: {text}", err=True))  # --follow: the plate's change
+    if op.follow is not None:
+        blends = {op.follow.for_frame(n, config.frames) for n in plan.frames}
+    else:
+        blends = {tuple(key_weights(config.frames, n)) for n in plan.frames}
     if len(blends) > 1:
+        why = " (the plate's colour changes between them)" if op.follow is not None else ""
         raise SettingsError(lut_path, f"the keys at frames {format_frames(config.frames)} give frames "
-                            f"{format_frames(plan.frames)} different corrections: no single LUT holds them",
+                            f"{format_frames(plan.frames)} different corrections{why}: no single LUT holds them",
                             "write one LUT per frame (--frames N) or per key's frame")
     frame = plan.frames[0]
     sampled, text = sample_lut(op, plan, lut_path, size, lut_space, frame, [
@@ -264,7 +229,7 @@ def write_shot_lut(op, plan, lut_path: str, ext: str, size: str, lut_space: str,
               "checkpoint_sha256": op.checkpoint.sha256, "key_frames": list(config.frames),
               "frames": list(plan.frames)}
     record = sidecar_path(lut_path)
-    write_outputs([(record, json.dumps(about, indent=1) + "\n"), (lut_path, text)], overwrite)
+    write_files([(record, json.dumps(about, indent=1) + "\n"), (lut_path, text)], **target)
     click.echo(f"wrote {lut_path} and {record}: the learned correction {name} at frames {format_frames(plan.frames)}")
     click.echo(f"  bake-seq render {plan.pattern} --grade {lut_path}   (the LUT)")
     click.echo(f"  bake-seq render {plan.pattern} --checkpoint {op.checkpoint.path}   (exact)")

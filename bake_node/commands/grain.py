@@ -26,7 +26,8 @@ def command():
 @plate_options
 @click.option("--max-frames", type=click.IntRange(1), default=8, show_default=True,
               help="without --frames, measure this many frames spread over the sequence")
-def analyze(sequence, output, max_frames, **opts):
+@click.option("--overwrite", is_flag=True, help="replace -o if it exists")
+def analyze(sequence, output, max_frames, overwrite, **opts):
     """Measure the grain of SEQUENCE (e.g. shot_010/####.dpx): per channel, noise std against
     intensity in linear light, grain size and spectrum, from the flat areas of the frames.
     Takes the same colour and bit-depth options as `render`.
@@ -36,17 +37,20 @@ def analyze(sequence, output, max_frames, **opts):
       bake-seq grain analyze shot_010/####.dpx -o shot_010_grain.yaml
       bake-seq grain analyze scan.%04d.png --frames 1001-1010 --bit-depth 10 -o scan_grain.yaml
     """
-    from bake_seq.sequences.errors import OutputError, PlateError
+    from bake_seq.sequences.errors import PlateError
+    from bake_seq.sequences.safe_write import check_target
     from bake_seq.sequences.pattern import format_frame_ranges
 
     from ..grain.analyze import Blocks, estimate_profile, measure_blocks, profile_warnings
     from ..grain.linear import to_linear
     from ..grain.profile import save_profile
-    from ..render import load_frame, plan_render
+    from ..render import command_inputs, load_frame, plan_render
 
     sequence, opts = map_paths(sequence, {**opts, "output": output})
     output = opts.pop("output")
     plan = plan_render(make_request(sequence, **opts))
+    target = {"inputs": command_inputs(plan, opts), "overwrite": overwrite}
+    check_target(output, what="grain profile", **target)  # before reading the frames
     frames = plan.frames if opts.get("frames") else spread(plan.frames, max_frames)
     blocks = Blocks.join([measure_blocks(to_linear(load_frame(plan, n).rgb)) for n in frames])
     source = {"sequence": str(plan.pattern), "frames": format_frame_ranges(frames),
@@ -57,10 +61,7 @@ def analyze(sequence, output, max_frames, **opts):
     except ValueError as exc:
         raise PlateError(str(plan.pattern), str(exc),
                          "measure frames with flat areas (sky, walls, a grey card), chosen with --frames") from None
-    try:
-        save_profile(profile, output)
-    except OSError as exc:
-        raise OutputError(output, f"cannot write the profile ({exc.strerror})", "check the -o path") from None
+    save_profile(profile, output, **target)
     green = profile.channels["green"]
     click.echo(f"wrote {output}: {len(frames)} frames, grain size {green.size:.2f} px (green), "
                f"std at mid grey R/G/B "

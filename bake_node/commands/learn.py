@@ -83,7 +83,9 @@ def command(plate, keys, output, op_name, key_colorspace, bit_depth, ocio_config
     blend the two nearest keys' corrections by frame distance. Same keys and seed give the same file.
     """
     from ..cli import make_request
-    from ..errors import SettingsError, UnsafeOutputError
+    from bake_seq.sequences.safe_write import check_target
+
+    from ..errors import SettingsError
     from ..render import load_frame, plan_render
 
     started = time.monotonic()
@@ -93,8 +95,6 @@ def command(plate, keys, output, op_name, key_colorspace, bit_depth, ocio_config
         raise SettingsError(None, f"frame {dup} has more than one --key", "give one key per frame")
     if not output.lower().endswith(".safetensors"):
         raise SettingsError(output, "is not a .safetensors file name", "end -o in .safetensors")
-    if os.path.exists(output) and not overwrite:
-        raise UnsafeOutputError(output, "already exists", "choose another -o or pass --overwrite")
     if lut_size == 1:
         raise SettingsError(None, "--lut-size 1 is no lattice", "use 0 (the grade alone) or 2 to 33 points per axis")
     if local and op_name == "colorize":
@@ -103,10 +103,9 @@ def command(plate, keys, output, op_name, key_colorspace, bit_depth, ocio_config
         raise SettingsError(None, "--steps sets the --local stage's steps", "add --local, or drop --steps")
     plan = plan_render(make_request(plate, frames=sorted(frames), bit_depth=bit_depth, ocio_config=ocio_config,
                                     input_colorspace=input_colorspace))
-    inputs = {os.path.realpath(plan.pattern.path(n)) for n in plan.pattern.scan()} | {
-        os.path.realpath(path) for _, path in keys}
-    if os.path.realpath(output) in inputs:
-        raise UnsafeOutputError(output, "would replace a plate frame or a key", "choose another -o")
+    target = {"inputs": [plan.pattern.path(n) for n in plan.pattern.scan()] + [path for _, path in keys],
+              "overwrite": overwrite}
+    check_target(output, what="learned model", **target)  # now, not after minutes of learning
     say = (lambda text: None) if quiet else (lambda text: click.echo(f"bake-seq: {text}", err=True))
     pairs = []
     for frame, path in sorted(keys):
@@ -114,38 +113,13 @@ def command(plate, keys, output, op_name, key_colorspace, bit_depth, ocio_config
     model, record, save = learn_pairs(pairs, op_name, seed=seed, lut_size=lut_size, local=local, steps=steps,
                                       max_minutes=max_minutes, device=device, say=say, progress=progress_printer(quiet))
     record.update(learned_from(plan, op_name, seed, max_minutes))
-    write_learned(save, output, model, record, overwrite)
+    save(output, model, record, **target)  # checked again as it is placed: never over a file that appeared meanwhile
     seconds = time.monotonic() - started
     summary = {"output": output, "op": op_name, "seconds": round(seconds, 2), **record}
     if json_summary:
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(report_lines(output, op_name, record, seconds))
-
-
-def write_learned(save, output: str, model, record: dict, overwrite: bool) -> None:
-    """Save beside the target, then move it into place; without --overwrite never over a file
-    that appeared while learning (learning takes minutes)."""
-    from bake_seq.sequences.datafile import publish
-    from bake_seq.sequences.errors import OutputError
-
-    from ..errors import UnsafeOutputError
-
-    folder, name = os.path.split(os.path.abspath(output))
-    temp = os.path.join(folder, f".{name}.partial-{os.getpid()}.safetensors")
-    try:
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise UnsafeOutputError(output, f"goes through {folder}, which is a file", "choose another -o")
-        save(temp, model, record)
-        if not publish(temp, output, replace=overwrite):
-            raise UnsafeOutputError(output, "appeared while learning (it was not replaced)",
-                                    "choose another -o or pass --overwrite")
-    except OSError as exc:
-        raise OutputError(output, f"cannot write the learned model ({exc.strerror or exc})",
-                          "check the folder is writable and has space") from None
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
 
 
 def learn_pairs(pairs, op_name: str, seed: int = 0, lut_size: int = 17, local: bool = False, steps: int | None = None,

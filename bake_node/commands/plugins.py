@@ -37,7 +37,7 @@ def describe():
 
 @command.command("install", epilog=EPILOG)
 @click.argument("host", type=click.Choice(HOSTS))
-@click.option("--dest", required=True, type=click.Path(file_okay=False),
+@click.option("--dest", required=True, type=click.Path(), metavar="DIRECTORY",
               help="ComfyUI: its custom_nodes folder; Nuke: your .nuke folder")
 def install(host, dest):
     """Copy the HOST integration into DEST (replacing an earlier bake-seq install there).
@@ -46,8 +46,10 @@ def install(host, dest):
     Nuke runs bake-seq as a separate program: the plugin remembers this bake-seq's Python.
     """
     from ..errors import SettingsError
+    from ..render import refuse_file_in_path
 
     dest = Path(dest).expanduser()
+    refuse_file_in_path(str(dest), "give ComfyUI's custom_nodes folder, or your .nuke folder")
     if not dest.is_dir():
         raise SettingsError(str(dest), "folder does not exist",
                             "give ComfyUI's custom_nodes folder, or your .nuke folder (mkdir ~/.nuke)")
@@ -69,6 +71,8 @@ def plugin_source(host: str) -> Path:
 
 def copy_plugin(host: str, dest: Path) -> Path:
     """Copy the plugin folder beside its final name, then swap it in."""
+    from bake_seq.sequences.errors import OutputError
+
     from ..errors import UnsafeOutputError
 
     target = dest / FOLDERS[host]
@@ -83,6 +87,9 @@ def copy_plugin(host: str, dest: Path) -> Path:
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
+    except OSError as exc:  # copytree gathers its failures in shutil.Error, an OSError too
+        raise OutputError(str(target), f"cannot install the plugin ({exc.strerror or 'copy failed'})",
+                          "check the folder is writable and has free space") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -99,12 +106,16 @@ def configure_nuke(dest: Path, target: Path) -> None:
     from .. import __version__
     from ..node import describe_operators
 
+    from bake_seq.sequences.safe_write import write_file
+
     config = {"bake_seq_version": __version__, "command": bake_seq_command(), "operators": describe_operators()}
-    (target / "bake_seq.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_file(target / "bake_seq.json", json.dumps(config, indent=2) + "\n", overwrite=True, what="plugin settings")
     init = dest / "init.py"
     text = init.read_text(encoding="utf-8") if init.exists() else ""
     line = NUKE_INIT_LINE.format(path=str(target))
     if line not in text:
         prefix = "" if not text or text.endswith("\n") else "\n"
         needs_import = "import nuke" not in text
-        init.write_text(text + prefix + ("import nuke\n" if needs_import else "") + line, encoding="utf-8")
+        # the user's own init.py, replaced whole (a crash never leaves half of it)
+        write_file(init, text + prefix + ("import nuke\n" if needs_import else "") + line, overwrite=True,
+                   what="Nuke init.py")

@@ -75,7 +75,7 @@ def command():
 
 @with_render_options(*LOCAL_ONLY)
 @command.command("openjd", cls=KnobHelp)
-@click.option("--bundle", required=True, type=click.Path(file_okay=False),
+@click.option("--bundle", required=True, type=click.Path(), metavar="DIRECTORY",
               help="folder to write the job bundle into (template.yaml, parameter_values.yaml)")
 @click.option("--deadline-cloud", is_flag=True,
               help="write parameter_values.yaml for `deadline bundle submit` (parameterValues list) "
@@ -90,21 +90,17 @@ def openjd(bundle, deadline_cloud, chunk, bake_seq_exe, name, accept_guess, sequ
       openjd check job/template.yaml
       openjd run job/template.yaml -p file://job/parameter_values.yaml
     """
-    from bake_seq.plugins.farm.openjd_bundle import write_bundle
-    from bake_seq.sequences.errors import OutputError
-
-    from bake_seq.plugins.farm.openjd_bundle import MAX_CHUNK
+    from bake_seq.plugins.farm.openjd_bundle import MAX_CHUNK, write_bundle
+    from bake_seq.sequences.safe_write import check_target
 
     if chunk > MAX_CHUNK:
         from ..errors import SettingsError
         raise SettingsError(None, f"--chunk {chunk}: Deadline Cloud runs at most {MAX_CHUNK} frames per chunk",
                             f"use --chunk {MAX_CHUNK} or less")
+    check_target(os.path.join(bundle, "template.yaml"), overwrite=True, what="job bundle",
+                 fix="choose another --bundle folder")  # before the shot is analysed and its record stored
     job = planned_job(sequence, opts, chunk, bake_seq_exe, name, accept_guess)
-    try:
-        template, values = write_bundle(job, bundle, deadline_cloud)
-    except OSError as exc:
-        raise OutputError(bundle, f"cannot write the job bundle ({exc.strerror or exc})",
-                          "check the --bundle folder") from None
+    template, values = write_bundle(job, bundle, deadline_cloud)
     template, values = os.path.abspath(template), os.path.abspath(values)
     click.echo(f"wrote {template} and {values}: {len(job.frames)} frames in chunks of {chunk}")
     click.echo(f"  deadline bundle submit {os.path.dirname(template)}" if deadline_cloud
@@ -114,7 +110,7 @@ def openjd(bundle, deadline_cloud, chunk, bake_seq_exe, name, accept_guess, sequ
 @with_render_options(*LOCAL_ONLY)
 @command.command("opencue", cls=KnobHelp)
 @click.option("--cuebot", metavar="HOST", help="Cuebot to launch on [default: $CUEBOT_HOSTS]")
-@click.option("--write", "write_dir", type=click.Path(file_okay=False),
+@click.option("--write", "write_dir", type=click.Path(), metavar="DIRECTORY",
               help="write the outline script, its values (JSON) and job spec into this folder instead "
                    "of launching [default when no Cuebot is configured: ./bake-seq-opencue]")
 @click.option("--show", help="OpenCue show [default: $SHOW or pyoutline's]")
@@ -132,7 +128,11 @@ def opencue(cuebot, write_dir, show, shot, service, cores, chunk, bake_seq_exe, 
       bake-seq submit opencue shot_010/####.dpx --write cue_job/ && python cue_job/opencue_job.py
     """
     from bake_seq.plugins.farm.opencue_outline import cuebot_configured, job_data, job_json, load_job_module
+    from bake_seq.sequences.safe_write import check_target
 
+    if write_dir:  # before the shot is analysed and its record stored
+        check_target(os.path.join(write_dir, "opencue_job.py"), overwrite=True, what="OpenCue job",
+                     fix="choose another --write folder")
     job = planned_job(sequence, opts, chunk, bake_seq_exe, name, accept_guess)
     # The values are data (JSON), never Python source: the outline is built from what is written.
     values = job_json(job_data(job, show, shot, {"service": service, "cores": cores}))
@@ -164,20 +164,14 @@ def write_opencue(folder: str, values: str, cue) -> list[str]:
     """opencue_job.py (the shipped script, unchanged), opencue_job.json (this job's values) and,
     with pyoutline, opencue_job.xml (the spec they serialise to)."""
     from bake_seq.plugins.farm.opencue_outline import job_script
-    from bake_seq.sequences.errors import OutputError
+    from bake_seq.sequences.safe_write import write_file
 
     files = [(os.path.join(folder, "opencue_job.py"), job_script()),
              (os.path.join(folder, "opencue_job.json"), values)]
     if cue is not None:
         spec = cue.job_spec(cue.build_outline(json.loads(values)))
         files.append((os.path.join(folder, "opencue_job.xml"), spec))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        for path, text in files:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
-    except OSError as exc:
-        raise OutputError(folder, f"cannot write the OpenCue job ({exc.strerror or exc})",
-                          "check the --write folder") from None
-    os.chmod(files[0][0], 0o755)
-    return [path for path, _ in files]
+    # The --write folder is this command's: writing again replaces its own files. The script
+    # is made executable as it is created (a chmod afterwards would follow a link placed meanwhile).
+    return [write_file(path, text, overwrite=True, what="OpenCue job", fix="choose another --write folder",
+                       executable=path.endswith(".py")) for path, text in files]

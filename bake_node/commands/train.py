@@ -19,7 +19,7 @@ Examples:
 @click.command("train", epilog=EPILOG)
 @click.option("--data", type=click.Path(file_okay=False), help="folder of clean images (any format OpenImageIO reads)")
 @click.option("--val-data", type=click.Path(file_okay=False), help="held-out clean images for validation")
-@click.option("--bundled-data", type=click.Path(file_okay=False),
+@click.option("--bundled-data", type=click.Path(), metavar="DIRECTORY",
               help="write the images bundled with scikit-image/matplotlib to DIR/train and DIR/holdout "
                    "and train on them (the default model's data)")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),

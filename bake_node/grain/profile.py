@@ -94,9 +94,10 @@ def _round(value: float, digits: int = 5) -> float:
     return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
 
 
-def save_profile(profile: GrainProfile, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(profile.dumps())
+def save_profile(profile: GrainProfile, path: str, **target) -> None:
+    from bake_seq.sequences.safe_write import write_file
+
+    write_file(path, profile.dumps(), what="grain profile", **target)
 
 
 def load_profile(path: str) -> GrainProfile:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +17,8 @@ from ..models.bakenet_fast import FastBakeNet
 from ..models.bakenet_global import BakeNetGlobal, thumbnail
 from ..models.shot import ShotCorrection
 from ..contract import Knob, Operator
-from ..palette import restore_srgb
+from ..palette import oklabp_to_srgb, restore_srgb, srgb_to_oklabp
+from .. import temporal
 from ..shot_grade import TEMPORAL_MODES, ShotGrade, combine, effective_mode, is_lut, load_grade
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
@@ -26,6 +28,7 @@ CPU_CHECKPOINT = WEIGHTS / "bakenet-cpu.safetensors"  # the previous default (pe
 RANGE_POLICIES = ("preserve", "clip")
 GLOBAL_TILE = 512  # the global model's default tile (results do not depend on it)
 PRECISIONS = ("fp32", "bf16")
+FOLLOW_MODES = ("auto", "off")
 
 
 def default_checkpoint() -> str:
@@ -99,6 +102,12 @@ class Bake(Operator):
         Knob("grade", "path", None, "apply this correction instead of estimating one: a grade record "
              "(.json written by `bake-seq grade`, exact) or a 3D LUT (.cube/.clf/.spi3d, e.g. edited by a "
              "colourist; its .json sidecar names the colour space it expects, else the working space)"),
+        Knob("follow", "choice", "auto", "corrections learned from keyframes (`bake-seq learn`): 'auto' measures "
+             "the plate's own colour change from frame to frame and corrects each frame as its nearest keys "
+             "would after that change (light that drifts, flickers or ramps between keys; a plate whose colour "
+             "stays put renders as with 'off'); 'off' blends the keys by frame distance", choices=FOLLOW_MODES),
+        Knob("follow_analysis", "path", None, "with --follow auto: the plate's colour change from this stored "
+             "analysis (.json from `bake-seq info --temporal --write` or `submit`) instead of measuring it"),
     )
 
     def prepare(self, settings: dict) -> None:
@@ -122,6 +131,10 @@ class Bake(Operator):
                     if self.is_shot else f"the per-pixel {self.checkpoint.info.preset} preset")
             raise SettingsError(None, f"--temporal {self.temporal} needs the global BakeNet; {name} is {what}",
                                 "drop --temporal or use the default model")
+        self.analysis: temporal.Analysis | None = None  # the plate's own colour change (--follow)
+        self.follow: temporal.Follow | None = None
+        if self.is_shot and self.following and self.settings.get("follow_analysis"):
+            self._use_analysis(temporal.load_analysis(self.settings["follow_analysis"]))
         self.shot_grade: ShotGrade | None = None
         self.lut = None  # (OCIO processor, LUT colour space, file sha256) for a LUT --grade
         if self.settings.get("grade"):
@@ -141,18 +154,47 @@ class Bake(Operator):
 
     @classmethod
     def may_need_shot(cls, settings: dict) -> bool:
-        return (settings.get("temporal") or "auto") != "frame" and not settings.get("grade")
+        from ..checkpoint import architecture_in
+
+        if (settings.get("temporal") or "auto") != "frame" and not settings.get("grade"):
+            return True
+        path = settings.get("checkpoint")  # a learned correction follows the plate (read from its header)
+        return bool(path) and (settings.get("follow") or "auto") == "auto" and not settings.get("follow_analysis") \
+            and architecture_in(path) == "shot"
+
+    @property
+    def following(self) -> bool:
+        return self.settings.get("follow") != "off"
 
     @property
     def needs_shot(self) -> bool:
         """True when every frame of a shot must be seen (``analyse``, once per shot) before its
-        first result: a shot/window mode whose correction is not given as a file."""
+        first result: a shot/window mode whose correction is not given as a file, or a learned
+        correction that follows the plate's colour change, not given as a stored analysis."""
+        if self.is_shot:
+            return self.following and not self.settings.get("follow_analysis")
         return self.temporal != "frame" and not self.settings.get("grade")
 
+    def shot_frames(self, frames: list[int], available: list[int]) -> list[int]:
+        """A learned correction follows the plate from its keys: the analysis spans the keys too."""
+        if not self.is_shot or not frames:
+            return frames
+        keys = self.model.config.frames
+        low, high = min(min(frames), keys[0]), max(max(frames), keys[-1])
+        return sorted({n for n in available if low <= n <= high} | set(frames))
+
+    def _use_analysis(self, analysis: temporal.Analysis) -> None:
+        self.analysis = analysis
+        self.follow = temporal.follow(analysis, self.model.config.frames)
+
     @deterministic_call
-    def analyse(self, frames: list[int], read) -> ShotGrade:
+    def analyse(self, frames: list[int], read) -> ShotGrade | temporal.Analysis:
         """Estimate the shot's correction: every frame's grade (``read(n)`` gives frame n as
-        working-space RGB), combined by the temporal mode. Only thumbnails are kept."""
+        working-space RGB), combined by the temporal mode. Only thumbnails are kept. A learned
+        correction measures the plate's own colour change instead (bake_node/temporal.py)."""
+        if self.is_shot:
+            self._use_analysis(temporal.analyse_frames(frames, read))
+            return self.analysis
         rows = [self.frame_grade(to_image(np.clip(read(n), 0.0, 1.0)))[0].cpu().numpy() for n in frames]
         window = self.settings["window"]
         config = self.model.config
@@ -164,6 +206,27 @@ class Bake(Operator):
                                      "checkpoint": Path(self.checkpoint.path).name,
                                      "checkpoint_sha256": self.checkpoint.sha256})
         return self.shot_grade
+
+    def describe_shot(self, frames: list[int]) -> str:
+        if self.is_shot:
+            return f"measuring the plate's colour change over {len(frames)} frames (--follow auto)"
+        return f"estimating one correction ({self.temporal}) from {len(frames)} frames"
+
+    def store_shot(self, folder: str, about: dict) -> tuple[str, str]:
+        from dataclasses import replace
+
+        if self.is_shot:
+            path = os.path.join(folder, f"temporal-{temporal.analysis_sha256(self.analysis)}.json")
+            temporal.save_analysis(path, self.analysis, about, overwrite=True,
+                                   fix="check the output folder is writable from here")
+            return "follow_analysis", path
+
+        from ..shot_grade import save_grade
+
+        grade = self.shot_grade
+        path = os.path.join(folder, f"grade-{grade.sha256}.json")
+        save_grade(path, replace(grade, about={**grade.about, **about}))
+        return "grade", path
 
     def check_frames(self, frames: list[int]) -> None:
         if self.shot_grade is not None:  # a given record must cover every frame, before any is written
@@ -178,6 +241,10 @@ class Bake(Operator):
             found["temporal"] = self.temporal
         if self.shot_grade is not None:
             found["grade_sha256"] = self.shot_grade.sha256
+        if self.is_shot:
+            found["follow"] = self.settings.get("follow")
+            if self.analysis is not None:
+                found["follow_sha256"] = temporal.analysis_sha256(self.analysis)
         if self.lut is not None:
             found["grade_lut"] = {"sha256": self.lut.sha256, "colorspace": self.lut.colorspace}
         return found
@@ -204,14 +271,36 @@ class Bake(Operator):
             elif self.is_shot:
                 tile = self.settings["tile"] or (GLOBAL_TILE if not self.halo else auto_tile(
                     height, width, self.halo, self.model.config.local_dim, self.device))
-                result = run_tiled(lambda srgb: restore_srgb(lambda lab: self.model(lab, frame), srgb),
-                                   image, tile, self.halo, self.device, self.on_tile)
+                result = run_tiled(self._shot_tile(frame), image, tile, self.halo, self.device, self.on_tile)
             else:
                 tile = self.settings["tile"] or auto_tile(height, width, self.halo,
                                                           self.checkpoint.info.config.dim, self.device)
                 result = run_tiled(self._restore, image, tile, self.halo, self.device, self.on_tile)
         result = result[0].permute(1, 2, 0).numpy()  # channels-last storage: already H x W x 3
         return apply_range_policy(result, rgb, clamped, self.settings["range_policy"])
+
+    def _shot_tile(self, frame: int):
+        """A learned correction's per-tile function for ``frame``: the keys' blend by frame
+        distance, or with --follow each key's correction of the frame's pixels brought to that
+        key frame's colour by the plate's measured change (identity changes: the blend itself,
+        in the same arithmetic)."""
+        if self.follow is None and self.following and self.settings.get("follow_analysis") is None:
+            raise SettingsError(None, "--follow auto needs the plate's colour change before the first frame",
+                                "the host must call analyse() first (or pass --follow off)")
+        plan = self.follow.for_frame(frame, self.model.config.frames) if self.follow is not None else None
+        if plan is None or all(change == temporal.IDENTITY for _, _, change in plan):
+            return lambda srgb: restore_srgb(lambda lab: self.model(lab, frame), srgb)
+        model = self.model
+
+        def tile(srgb: torch.Tensor) -> torch.Tensor:
+            out = 0
+            for key, weight, change in plan:
+                moved = temporal.apply_tensor(change, srgb).clamp(0.0, 1.0)
+                out = out + weight * model.colour(key, srgb_to_oklabp(moved.double()).float())
+            if model.local is not None:
+                out = model.local(out)
+            return oklabp_to_srgb(out.double()).float()
+        return tile
 
     def frame_grade(self, image: torch.Tensor) -> torch.Tensor:
         """The global model's colour transform for one whole frame (1,3,H,W sRGB): estimated

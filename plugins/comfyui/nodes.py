@@ -378,8 +378,7 @@ class LearnFromKeyframes:
                                               max_minutes=max_minutes)
             record.update({"learned_by": "bake-seq ComfyUI Learn From Keyframes", "op": op, "seed": seed,
                            "max_minutes": max_minutes})
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            save(path, model, record)
+            save(path, model, record, overwrite=True)  # a graph queued again replaces its own result
         return {"ui": {"text": [f"learned from {len(pairs)} keys -> {path}"]}, "result": (path,)}
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 import yaml
+from bake_seq.sequences.safe_write import write_files
 
 from bake_seq.sequences.pattern import format_frame_ranges
 
@@ -132,12 +133,8 @@ def check_template(template: dict) -> None:
 def write_bundle(job: FarmJob, folder: str, deadline_cloud: bool = False) -> list[str]:
     template = job_template(job)
     check_template(template)
-    os.makedirs(folder, exist_ok=True)
-    written = []
-    for name, body in (("template.yaml", template),
-                       ("parameter_values.yaml", parameter_values(job, deadline_cloud))):
-        path = os.path.join(folder, name)
-        with open(path, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(body, fh, sort_keys=False, allow_unicode=True, width=1000)
-        written.append(path)
-    return written
+    files = [(os.path.join(folder, name), yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=1000))
+             for name, body in (("template.yaml", template),
+                                ("parameter_values.yaml", parameter_values(job, deadline_cloud)))]
+    # The bundle folder is this command's: submitting again replaces its own two files.
+    return write_files(files, overwrite=True, what="job bundle", fix="choose another --bundle folder")

@@ -118,31 +118,26 @@ def plan_job(ctx: click.Context, render: click.Command, sequence: str, opts: dic
     if get_operator(opts.get("op_name") or "bake").may_need_shot(opts):  # loads no model otherwise
         op = operator_for(opts)
         if op.needs_shot:
-            options += (Option("grade", "--grade", shot_correction(plan, op), True),)
+            knob, path = shot_correction(plan, op)
+            options += (Option(knob, "--" + knob.replace("_", "-"), path, True),)
     plate = absolute(str(plan.pattern))
     return FarmJob(name or f"bake-seq {os.path.basename(plate)}", exe or default_exe(), plate,
                    absolute(str(plan.output)), plan.frames, chunk, options)
 
 
-def shot_correction(plan, op) -> str:
-    """Estimate the shot's correction over every frame of the job and write its grade record to
-    OUTPUT_FOLDER/.bake-seq/grade-<hash>.json (shared storage the nodes already write to)."""
-    from dataclasses import replace
-
+def shot_correction(plan, op) -> tuple[str, str]:
+    """Analyse the shot over every frame of the job (the global model's correction, the plate's
+    colour change) and store the operator's record in OUTPUT_FOLDER/.bake-seq/ (shared storage
+    the nodes already write to), named by its hash: (knob, path) for every chunk's command."""
     from bake_node.render import analyse_shot
-    from bake_node.shot_grade import save_grade
     from bake_seq.sequences.errors import OutputError
 
     analyse_shot(plan, op, lambda text: click.echo(f"bake-seq: {text}", err=True))
-    grade = op.shot_grade
     folder = os.path.join(os.path.dirname(absolute(str(plan.output))), ".bake-seq")
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise OutputError(folder, f"cannot create the folder for the shot's correction ({exc.strerror or exc})",
                           "check the output folder is writable from here") from None
-    path = os.path.join(folder, f"grade-{grade.sha256}.json")
-    save_grade(path, replace(grade, about={**grade.about, "plate": str(plan.pattern),
-                                           "input_colorspace": plan.input_colorspace.value,
-                                           "ocio_config_id": plan.config_id}))
-    return path
+    return op.store_shot(folder, {"plate": str(plan.pattern), "input_colorspace": plan.input_colorspace.value,
+                                  "ocio_config_id": plan.config_id})

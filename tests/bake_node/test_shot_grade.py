@@ -317,7 +317,7 @@ def test_a_grade_record_shared_by_many_frames_stays_one_row_in_memory(tmp_path):
 
 def test_grade_never_replaces_a_file_it_did_not_just_check(tmp_path, graded, gckpt, monkeypatch):
     import bake_node.commands.grade as grade_command
-    import bake_seq.sequences.datafile as datafile
+    import bake_seq.sequences.safe_write as safe_write
 
     _, plate = graded
     lut, sidecar = tmp_path / "sh.cube", tmp_path / "sh.cube.json"
@@ -329,21 +329,22 @@ def test_grade_never_replaces_a_file_it_did_not_just_check(tmp_path, graded, gck
 
     monkeypatch.setattr(grade_command, "sample_lut", colourist_saves_meanwhile)
     failed = bake("grade", plate, "-o", lut, "--checkpoint", gckpt, code=6)
-    assert "appeared while the correction was estimated" in failed.stderr and failed.stderr.count("\n") == 2
+    # checked again by the safe writer after estimating, before anything is placed
+    assert "sh.cube: already exists" in failed.stderr and failed.stderr.count("\n") == 2
     assert lut.read_text() == "a colourist's edit\n" and not sidecar.exists()  # the record placed first is gone
     monkeypatch.setattr(grade_command, "sample_lut", sample)
     assert "already exists" in bake("grade", plate, "-o", lut, "--checkpoint", gckpt, code=6).stderr
     bake("grade", plate, "-o", lut, "--checkpoint", gckpt, "--overwrite")
     assert lut.read_text().startswith("TITLE") and sidecar.exists()
     # a sidecar that cannot be written leaves no LUT either
-    publish = datafile.publish
+    publish = safe_write.publish
 
     def disk_full_for_records(temp, target, replace):
         if target.endswith(".json"):
             raise OSError(28, "No space left on device")
         return publish(temp, target, replace)
 
-    monkeypatch.setattr(datafile, "publish", disk_full_for_records)
+    monkeypatch.setattr(safe_write, "publish", disk_full_for_records)
     failed = bake("grade", plate, "-o", tmp_path / "new.cube", "--checkpoint", gckpt, code=10)
     assert "No space left on device" in failed.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sh.cube", "sh.cube.json"]  # no LUT, no temp

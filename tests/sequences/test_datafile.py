@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from bake_seq.sequences.datafile import DataFileError, publish, read_json, read_yaml
+from bake_seq.sequences.datafile import DataFileError, read_json, read_yaml
+from bake_seq.sequences.safe_write import publish
 
 
 @pytest.mark.parametrize("body, problem", [

@@ -170,8 +170,11 @@ def test_unwritable_directory(tmp_path):
 
 
 def test_directory_blocked_by_a_file(tmp_path):
+    # A file where a folder should be: no retry helps, so unsafe (exit 6), not a failed write.
+    from bake_seq.sequences.errors import UnsafeTargetError
+
     (tmp_path / "notadir").write_bytes(b"")
-    with pytest.raises(OutputError, match="notadir"):
+    with pytest.raises(UnsafeTargetError, match="notadir"):
         _write(tmp_path / "notadir" / "out.exr", _pixels())
 
 
@@ -212,7 +215,8 @@ def test_stale_partial_of_a_dead_process_is_cleared_live_one_kept(tmp_path):
     import socket
     import subprocess
 
-    from bake_seq.sequences.plate import _HOST, write_plate
+    from bake_seq.sequences.plate import write_plate
+    from bake_seq.sequences.safe_write import HOST as _HOST
 
     dead = subprocess.Popen(["true"])
     dead.wait()
