@@ -218,6 +218,9 @@ def _bench(work, checkpoint, frames, width, height, rss_size, device, progress) 
     result.update({"dpx_render_s_per_frame": dpx_timings["wall_s"] / frames,
                    "dpx_oiiotool_s_per_frame": oiio_dpx_s / frames,
                    "dpx_render_over_oiiotool": dpx_timings["wall_s"] / oiio_dpx_s})
+    progress("temporal analysis (the plate's own colour change: --follow, --op deflicker)")
+    result.update(temporal_cost(rgb, max(frames, 4)))
+    result["temporal_over_oiiotool"] = result["temporal_analysis_s_per_frame"] / result["oiiotool_s_per_frame"]
     if rss_size:
         progress(f"peak memory of a {rss_size[0]}x{rss_size[1]} render")
         result["peak_rss_4k_gib"] = peak_rss_gib(checkpoint, os.path.join(work, "rss"), *rss_size)
@@ -225,11 +228,25 @@ def _bench(work, checkpoint, frames, width, height, rss_size, device, progress) 
     return result
 
 
+def temporal_cost(rgb: np.ndarray, frames: int) -> dict:
+    """Seconds per frame of bake_node/temporal.py's analysis (thumbnail + measuring against the
+    previous frame and the anchor) on a pan made from one frame (shifted 3 px a frame, its
+    exposure changing), frames already in memory: the analysis alone, as render adds it."""
+    from . import temporal
+
+    shot = [np.roll(rgb, (n * 2, n * 3), axis=(0, 1)) * np.float32(1.0 - 0.02 * n) for n in range(frames)]
+    start = time.perf_counter()
+    temporal.analyse_frames(range(frames), shot.__getitem__)
+    seconds = (time.perf_counter() - start) / frames
+    return {"temporal_analysis_s_per_frame": seconds}
+
+
 TARGETS = {  # key: (limit, meaning), per architecture
     "convolutional": {
         "infer_over_eager": (0.6, "render-path inference / eager NCHW"),
         "overhead_vs_oiiotool": (1.5, "our non-model time / oiiotool"),
         "wall_over_infer": (1.1, "render wall / inference"),
+        "temporal_analysis_s_per_frame": (0.1, "plate colour-change analysis per frame (issue 31), s"),
         "peak_rss_4k_gib": (2.0, "peak RSS of a 4096x2160 render, GiB"),
     },
     # One grade per frame: the model is cheap, so the targets are the whole render against
@@ -238,6 +255,7 @@ TARGETS = {  # key: (limit, meaning), per architecture
         "infer_s_per_frame": (1.0, "model time per frame (render path), s"),
         "dpx_render_over_oiiotool": (2.0, "10-bit DPX -> EXR render / oiiotool doing the same without a model"),
         "overhead_vs_oiiotool": (1.5, "our non-model time / oiiotool"),
+        "temporal_analysis_s_per_frame": (0.1, "plate colour-change analysis per frame (issue 31), s"),
         "peak_rss_4k_gib": (2.0, "peak RSS of a 4096x2160 render, GiB"),
     },
 }
@@ -248,7 +266,8 @@ def format_table(result: dict) -> str:
             ("frame size", result["frame_size"])]
     for key in ("infer_s_per_frame", "infer_s_per_mp", "eager_nchw_s_per_mp", "achieved_gflops",
                 "matmul_fp32_gflops", "max_code_diff_vs_eager_16bit", "render_wall_s_per_frame",
-                "pipeline_s_per_frame", "oiiotool_s_per_frame", "dpx_render_s_per_frame", "dpx_oiiotool_s_per_frame"):
+                "pipeline_s_per_frame", "oiiotool_s_per_frame", "dpx_render_s_per_frame", "dpx_oiiotool_s_per_frame",
+                "temporal_over_oiiotool"):
         if result.get(key) is not None:
             rows.append((key, result[key]))
     for stage, seconds in result["stages_s_per_frame"].items():

@@ -34,6 +34,25 @@ def frames_option(value: str | None) -> list[int] | None:
     return parse_frames(value) if value else None
 
 
+class ColourSpaceType(click.ParamType):
+    """A colour-space name (or alias) of the OCIO config: never empty. An empty string is refused
+    (it would otherwise read as 'not given' and the space be guessed); whether the name exists is
+    decided with the config, where the error lists the close matches."""
+
+    name = "COLORSPACE"
+
+    def convert(self, value, param, ctx):
+        if value is None:
+            return value
+        if not str(value).strip():
+            self.fail("is empty: name a colour space (bake-seq info --list-colorspaces), or leave the option out",
+                      param, ctx)
+        return str(value)
+
+
+COLOURSPACE = ColourSpaceType()
+
+
 class FramesType(click.ParamType):
     name = "FRAMES"
 
@@ -172,7 +191,7 @@ def plate_options(fn):
                           "default: the first frame's header"),
         click.option("--ocio", "ocio_config", metavar="CONFIG", type=click.Path(dir_okay=False),
                      help="OCIO config (file or ocio:// URI); default $OCIO, else the pinned built-in studio config"),
-        click.option("--input-colorspace", "-i", "input_colorspace", help="plate colour space (default: from metadata/format)"),
+        click.option("--input-colorspace", "-i", "input_colorspace", type=COLOURSPACE, help="plate colour space (default: from metadata/format)"),
         click.option("--path-map", "path_map", type=PathMapType(), multiple=True, envvar="BAKE_SEQ_PATH_MAP",
                      help="rewrite path prefixes (plate, output, checkpoint, OCIO config) for this machine, "
                           "e.g. 'Z:\\shots=/mnt/shots'; repeatable; also $BAKE_SEQ_PATH_MAP, ';'-separated"),
@@ -303,7 +322,7 @@ def cli():
 @click.argument("sequence", type=click.Path())
 @click.option("-o", "--output", type=click.Path(), help="output pattern or folder (default: <plate folder>_bake/<same names>)")
 @plate_options
-@click.option("--output-colorspace", help="colour space to write (default: the input's)")
+@click.option("--output-colorspace", type=COLOURSPACE, help="colour space to write (default: the input's)")
 @click.option("--op", "op_name", default="bake", show_default=True, type=click.Choice(sorted(all_operators())),
               help="operator to run")
 @click.option("--config", "config", type=click.Path(dir_okay=False),

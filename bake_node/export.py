@@ -187,10 +187,18 @@ class ShotForInference(ForInference):
     ``bake-seq render`` does for that frame (ShotCorrection)."""
 
     def __init__(self, model: ShotCorrection, frame: int, tile: int = 512, preserve_range: bool = True,
-                 float64_colour: bool = True):
+                 float64_colour: bool = True, plan=None):
         cfg = model.config
         super().__init__(tile, cfg.receptive_radius, preserve_range, float64_colour)
-        keys = key_weights(cfg.frames, frame)
+        # plan: (key index, weight, temporal.Change) per key, from the plate's measured change
+        # (render --follow auto); None: the blend by frame distance
+        keys = [(k, w) for k, w, _ in plan] if plan is not None else key_weights(cfg.frames, frame)
+        changes = [c for _, _, c in plan] if plan is not None else []
+        self.follow: bool = any(c.stops != (0.0, 0.0, 0.0) or c.contrast != (1.0, 1.0, 1.0) for c in changes)
+        self.register_buffer("pre_stops", torch.tensor([list(c.stops) for c in changes] if self.follow
+                                                       else [[0.0] * 3] * len(keys), dtype=torch.float32))
+        self.register_buffer("pre_contrast", torch.tensor([list(c.contrast) for c in changes] if self.follow
+                                                          else [[1.0] * 3] * len(keys), dtype=torch.float32))
         self.frame: int = int(frame)
         self.keys: List[int] = [cfg.frames[k] for k, _ in keys]
         self.weights: List[float] = [float(w) for _, w in keys]
@@ -220,8 +228,25 @@ class ShotForInference(ForInference):
             out = out + self.weights[i] * self.key(i, lab)
         return out
 
+    def moved(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """sRGB pixels brought to the i-th key frame's colour by the plate's measured change
+        (per channel log2(y/0.18) = stops + contrast log2(x/0.18) in linear light, float32 as
+        bake_node/temporal.apply_tensor), clamped to the model's domain."""
+        v = x.float()
+        stops = self.pre_stops[i].view(1, 3, 1, 1)
+        contrast = self.pre_contrast[i].view(1, 3, 1, 1)
+        lin = torch.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055).clamp_min(0.0) ** 2.4) / 0.18
+        y = torch.sign(lin) * torch.abs(lin).pow(contrast) * (torch.exp(stops * 0.6931471805599453) * 0.18)
+        out = torch.where(y <= 0.0031308, 12.92 * y, 1.055 * y.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055)
+        return out.clamp(0.0, 1.0).to(x.dtype)
+
     def per_pixel(self, x: torch.Tensor, grade: torch.Tensor) -> torch.Tensor:
-        out = self.colour(self.to_oklabp(x).float())
+        if self.follow:
+            out = self.weights[0] * self.key(0, self.to_oklabp(self.moved(0, x)).float())
+            for i in range(1, len(self.weights)):
+                out = out + self.weights[i] * self.key(i, self.to_oklabp(self.moved(i, x)).float())
+        else:
+            out = self.colour(self.to_oklabp(x).float())
         local = self.local
         if local is not None:
             out = local(out.to(local.head_out.weight.dtype)).float()
@@ -233,17 +258,23 @@ class ShotForInference(ForInference):
 
     def describe(self) -> dict:
         blend = ", ".join(f"{w:g} x key at frame {k}" for k, w in zip(self.keys, self.weights))
+        follow = {"follows_plate": self.follow}
+        if self.follow:
+            follow["plate_change_to_keys"] = [{"stops": s, "contrast": c} for s, c in
+                                              zip(self.pre_stops.tolist(), self.pre_contrast.tolist())]
+            blend += ", each after the plate's measured change to that key frame"
         return {"model": "shot correction learned from keyframes", "frame": self.frame, "keys": self.keys,
                 "key_weights": self.weights, "lattice": self.lattice_size, "local": self.local is not None,
-                "halo": self.halo,
+                "halo": self.halo, **follow,
                 "estimate": f"none: a fixed correction, frame {self.frame}'s ({blend}); "
                             "use it for that frame (every frame when the file has one key)"}
 
 
 def inference_module(model, tile: int = 512, range_policy: str = "preserve", colour_maths: str = "float64",
-                     frame: int | None = None) -> ForInference:
+                     frame: int | None = None, plan=None) -> ForInference:
     """The exported form of any BakeNet checkpoint's model; ``frame`` fixes a shot correction's
-    blend of keys (required when it has more than one)."""
+    blend of keys (required when it has more than one); ``plan``: that frame's keys with the
+    plate's measured change to each (temporal.Follow.for_frame)."""
     options = {"tile": tile, "preserve_range": range_policy == "preserve",
                "float64_colour": colour_maths == "float64"}
     if isinstance(model, ShotCorrection):
@@ -251,7 +282,7 @@ def inference_module(model, tile: int = 512, range_policy: str = "preserve", col
             if model.config.keys > 1:
                 raise ValueError("a shot correction with several keys needs a frame number")
             frame = model.config.frames[0]
-        module = ShotForInference(model, frame, **options)
+        module = ShotForInference(model, frame, plan=plan, **options)
     elif isinstance(model, BakeNetGlobal):
         module = GlobalForInference(model, **options)
     else:

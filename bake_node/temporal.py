@@ -241,7 +241,9 @@ def prepare(thumb: np.ndarray) -> _View:
     window = np.outer(np.hanning(h), np.hanning(w))
     view = _View(np.log2(np.maximum(lin, BLACK) / PIVOT), usable, 1.0 / (1.0 + (gx * gx + gy * gy) / EDGE_STOPS ** 2),
                  np.fft.rfft2((lum - lum.mean()) * window))
-    scale, mask = 1, usable.astype(np.float64)
+    # registration looks at everything not clipped: near-black areas (floored, flat in the log) add
+    # no gradient, and leaving them out can leave a bright moving object most of what is usable
+    scale, mask = 1, (srgb.max(0) < CLIPPED).astype(np.float64)
     while min(lum.shape) >= 2 * MIN_LEVEL_SIDE:  # coarser levels: a wider catch for Gauss-Newton
         view.levels.append(_level(lum, mask > 0.999, scale))
         lum, mask, scale = _halve(lum), _halve(mask), scale * 2
@@ -458,8 +460,9 @@ def _registered(ref: _View, cur: _View, guess: Motion | None) -> tuple[Motion, n
     the current frame at h(q), where h o h is the registered map ref -> cur. Both are then
     interpolated by the same sub-pixel amount, so interpolation blurs them alike (sampling only
     the current frame softens it and biases contrast up by ~2 % on a plain pan). Returns (the
-    map ref -> cur, reference samples (9, N): L, dL/dx, dL/dy, usable, log2 R, G, B, edge weight,
-    current samples (7, N) without the edge weight, which grid points both frames show).
+    map ref -> cur, reference samples (9, N): L, dL/dx, dL/dy, not clipped, log2 R, G, B, edge
+    weight, usable for colour; current samples (8, N) the same without the edge weight; which grid
+    points both frames show).
     ``guess``: the current frame's picture -> the reference's; None: by phase correlation."""
     if ref.shape != cur.shape:
         raise ValueError(f"thumbnails differ in size: {ref.shape} and {cur.shape}")
@@ -473,9 +476,10 @@ def _registered(ref: _View, cur: _View, guess: Motion | None) -> tuple[Motion, n
     grid = _coordinates(ref.shape)
     r_level, c_level = ref.levels[0], cur.levels[0]
     x, y = _pixel(half.inverse()(grid), r_level, ref.shape)
-    r_got, r_inside = _sample(np.concatenate([r_level.planes, ref.log_rgb, ref.edge[None]]), x, y)
+    r_got, r_inside = _sample(np.concatenate([r_level.planes, ref.log_rgb, ref.edge[None],
+                                              ref.usable[None].astype(np.float64)]), x, y)
     x, y = _pixel(half(grid), c_level, cur.shape)
-    c_got, c_inside = _sample(np.concatenate([c_level.planes, cur.log_rgb]), x, y)
+    c_got, c_inside = _sample(np.concatenate([c_level.planes, cur.log_rgb, cur.usable[None].astype(np.float64)]), x, y)
     return sampling, r_got, c_got, r_inside & c_inside
 
 
@@ -486,7 +490,7 @@ def _measure(ref: _View, cur: _View, guess: Motion | None = None) -> Measurement
     g_ref = ((r_got[1] + 1j * r_got[2]) / alpha)[inside]
     g_cur = (np.conj(alpha) * (c_got[1] + 1j * c_got[2]))[inside]
     structure = _structure(g_ref, g_cur)
-    weights = (inside & (r_got[3] > 0.999) & (c_got[3] > 0.999)) * r_got[7]
+    weights = (inside & (r_got[8] > 0.999) & (c_got[7] > 0.999)) * r_got[7]  # usable in both, off edges
     change, inliers, residual = fit_change(c_got[4:7], r_got[4:7], weights)
     return Measurement(change, sampling.inverse(), structure, float(np.mean(inside)), inliers, residual)
 

@@ -28,7 +28,7 @@ estimates its grade from the whole image it gets: see docs/hosts.md for hosts th
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="BakeNet checkpoint (.safetensors): any preset, or a correction learned with "
                    "`bake-seq learn`; default: the shipped (global) model")
-@click.option("--frame", type=int, default=None,
+@click.option("--frame", type=click.IntRange(-2 ** 31, 2 ** 31 - 1), default=None,
               help="learned corrections with several keys: the frame number whose blend of keys the "
                    "file applies (one file per frame, or per stretch of frames that take one key)")
 @click.option("--tile", type=click.IntRange(0), default=512, show_default=True,
@@ -37,10 +37,13 @@ estimates its grade from the whole image it gets: see docs/hosts.md for hosts th
 @click.option("--range-policy", type=click.Choice(("preserve", "clip")), default="preserve",
               show_default=True, help="values outside [0,1]: pass the excess through, or clip")
 @click.option("--overwrite", is_flag=True, help="replace -o if it exists (never the checkpoint it reads)")
+@click.option("--follow-analysis", type=click.Path(dir_okay=False), metavar="FILE.json",
+              help="with --frame: bake that frame's measured colour change to its keys into the file, as "
+                   "render --follow auto applies it (the analysis from `bake-seq info --temporal --write`)")
 @click.option("--color-maths", "--colour-maths", "colour_maths", cls=AliasOption, type=click.Choice(("float64", "float32")), default="float64", show_default=True,
               help="precision of the sRGB<->OklabP conversions inside the model; float64 matches "
                    "bake-seq render, float32 suits runtimes without float64 (TensorRT, Core ML)")
-def command(fmt, output, checkpoint, frame, tile, range_policy, colour_maths, overwrite):
+def command(fmt, output, checkpoint, frame, follow_analysis, tile, range_policy, colour_maths, overwrite):
     """Write the Bake operator (sRGB -> OklabP -> model -> OklabP -> sRGB) as one model file.
 
     The file takes and returns one 1x3xHxW sRGB-encoded image; it is checked against the
@@ -67,12 +70,32 @@ def command(fmt, output, checkpoint, frame, tile, range_policy, colour_maths, ov
             raise SettingsError(path, f"this correction blends {len(config.frames)} keys (frames {keys}) by frame "
                                 "number; an exported file applies one frame's blend",
                                 "pass --frame N (frames outside the keys' span take the nearest end key)")
-    elif frame is not None:
-        raise SettingsError(None, f"--frame applies to a correction learned from keyframes; "
+        if frame is not None and not config.frames[0] <= frame <= config.frames[-1]:
+            end = "first" if frame < config.frames[0] else "last"
+            key = config.frames[0] if end == "first" else config.frames[-1]
+            click.echo(f"bake-seq: frame {frame} is {'before' if end == 'first' else 'after'} the {end} key (frame "
+                       f"{key}): the file applies that key's correction, as render does outside the keys' span",
+                       err=True)
+    elif frame is not None or follow_analysis:
+        raise SettingsError(None, f"--frame and --follow-analysis apply to a correction learned from keyframes; "
                             f"{click.format_filename(path)} is the {loaded.info.preset} preset, which "
                             "estimates each frame's correction itself", "drop --frame")
+    plan = None
+    if follow_analysis:
+        from ..temporal import follow, load_analysis
+
+        if frame is None:
+            raise SettingsError(None, "--follow-analysis needs --frame: the plate's change is per frame",
+                                "pass --frame N")
+        analysis = load_analysis(follow_analysis)
+        target["inputs"] = [path, follow_analysis]
+        check_target(output, **target)
+        if frame not in {r.frame for r in analysis.frames}:
+            raise SettingsError(follow_analysis, f"holds no measurement of frame {frame}",
+                                "analyse the plate frames that include it (bake-seq info --temporal --write)")
+        plan = follow(analysis, config.frames).for_frame(frame, config.frames)
     module = inference_module(loaded.model, tile=tile, range_policy=range_policy, colour_maths=colour_maths,
-                              frame=frame)
+                              frame=frame, plan=plan)
     about = contract(module, loaded.sha256, loaded.info.preset)
     if fmt == "onnx":
         try:

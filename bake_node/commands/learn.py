@@ -15,7 +15,7 @@ import time
 
 import click
 
-from ..cli import AliasOption
+from ..cli import COLOURSPACE, AliasOption
 
 
 class KeyType(click.ParamType):
@@ -52,13 +52,13 @@ Examples:
               help="the learned correction to write (.safetensors)")
 @click.option("--op", "op_name", default="bake", show_default=True, type=click.Choice(["bake", "colorize"]),
               help="bake: learn a colour correction; colorize: learn this grey plate's colours")
-@click.option("--key-colorspace", help="colour space of the key files (default: from their metadata/format, "
+@click.option("--key-colorspace", type=COLOURSPACE, help="colour space of the key files (default: from their metadata/format, "
                                        "as render decides a plate's)")
 @click.option("--bit-depth", "--bit_depth", "bit_depth", cls=AliasOption, type=click.Choice(["8", "10", "12", "14", "16"]),
               help="code-value range of the integer plate (default: its header)")
 @click.option("--ocio", "ocio_config", metavar="CONFIG", type=click.Path(dir_okay=False),
               help="OCIO config (default $OCIO, else the pinned built-in studio config)")
-@click.option("--input-colorspace", "-i", "input_colorspace", help="plate colour space (default: from metadata/format)")
+@click.option("--input-colorspace", "-i", "input_colorspace", type=COLOURSPACE, help="plate colour space (default: from metadata/format)")
 @click.option("--local", is_flag=True, help="also fine-tune the per-pixel BakeNet on the keys (corrections that "
                                             "depend on surroundings, not on colour alone); minutes, and no LUT export")
 @click.option("--lut-size", default=17, show_default=True, type=click.IntRange(0, 33),
@@ -113,6 +113,8 @@ def command(plate, keys, output, op_name, key_colorspace, bit_depth, ocio_config
     model, record, save = learn_pairs(pairs, op_name, seed=seed, lut_size=lut_size, local=local, steps=steps,
                                       max_minutes=max_minutes, device=device, say=say, progress=progress_printer(quiet))
     record.update(learned_from(plan, op_name, seed, max_minutes))
+    if op_name == "bake":  # render follows the plate's colour change from the keys: say where it cannot
+        record["plate_change"] = plate_change(plan, sorted(frames), say)
     save(output, model, record, **target)  # checked again as it is placed: never over a file that appeared meanwhile
     seconds = time.monotonic() - started
     summary = {"output": output, "op": op_name, "seconds": round(seconds, 2), **record}
@@ -120,6 +122,51 @@ def command(plate, keys, output, op_name, key_colorspace, bit_depth, ocio_config
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(report_lines(output, op_name, record, seconds))
+
+
+LOW_CONFIDENCE = 0.5  # a frame's measurement below this is reported (blur, a flash, little in common)
+
+
+def plate_change(plan, keys: list[int], say) -> dict:
+    """Measure how the plate's colour changes from frame to frame (what `render --follow auto`
+    applies) and warn, with numbers, where following cannot work: segments after a cut without a
+    key (the correction of another shot's key does not hold there) and frames measured with low
+    confidence. Returns what the record keeps."""
+    from bake_seq.sequences.pattern import format_frame_ranges
+
+    from .. import temporal
+    from ..render import load_frame
+
+    frames = plan.pattern.scan()
+    say(f"measuring the plate's colour change over {len(frames)} frames (what render follows between keys)")
+    analysis = temporal.analyse_frames(frames, lambda n: load_frame(plan, n).rgb)
+    follow = temporal.follow(analysis, tuple(keys))
+    segments: dict[int, list[int]] = {}
+    for record in analysis.frames:
+        segments.setdefault(record.segment, []).append(record.frame)
+    unkeyed = [members for members in segments.values() if not set(members) & set(keys)]
+    for members in unkeyed:
+        start = members[0]
+        where = f"after the cut at frame {start}" if start != frames[0] else "before the first cut"
+        say(f"warning: frames {format_frame_ranges(members)} ({where}) have no key: render blends the keys of "
+            f"another shot there; add a key in {format_frame_ranges(members)} (e.g. --key {members[len(members) // 2]}=FILE)")
+    weak = [r for r in analysis.frames if r.confidence < LOW_CONFIDENCE and r.frame not in keys
+            and r.frame != segments[r.segment][0]]
+    if weak:
+        worst = min(weak, key=lambda r: r.confidence)
+        say(f"warning: the colour change of frames {format_frame_ranges([r.frame for r in weak])} was measured "
+            f"with low confidence (lowest {worst.confidence:.2f} at frame {worst.frame}; 1 = the same picture): "
+            f"check them, or add a key there")
+    largest = max(analysis.frames, key=lambda r: max(abs(s) for s in r.state.stops))
+    stops = max(abs(s) for s in largest.state.stops)
+    steady = all(temporal.steady(analysis, s) for s in segments)
+    if not steady:
+        say(f"the plate's colour changes by up to {stops:.2f} stops (frame {largest.frame}, against its "
+            f"segment's first frame): render follows it from the keys (--follow auto)")
+    return {"cuts": analysis.cuts, "unkeyed": [format_frame_ranges(m) for m in unkeyed],
+            "low_confidence": [r.frame for r in weak], "largest_stops": round(stops, 4),
+            "largest_at": largest.frame, "steady": steady, "analysis_sha256": temporal.analysis_sha256(analysis),
+            "followed_frames": len(follow.plan)}
 
 
 def learn_pairs(pairs, op_name: str, seed: int = 0, lut_size: int = 17, local: bool = False, steps: int | None = None,
