@@ -487,9 +487,9 @@ def _measure(ref: _View, cur: _View, guess: Motion | None = None) -> Measurement
     sampling, r_got, c_got, inside = _registered(ref, cur, guess)
     # gradients: the reference's turned by h^-1, the current frame's by h, into the grid's axes
     alpha = complex(np.sqrt(sampling.a))
-    g_ref = ((r_got[1] + 1j * r_got[2]) / alpha)[inside]
-    g_cur = (np.conj(alpha) * (c_got[1] + 1j * c_got[2]))[inside]
-    structure = _structure(g_ref, g_cur)
+    g_ref = (r_got[1] + 1j * r_got[2]) / alpha
+    g_cur = np.conj(alpha) * (c_got[1] + 1j * c_got[2])
+    structure = _structure(g_ref[inside], g_cur[inside])
     weights = (inside & (r_got[8] > 0.999) & (c_got[7] > 0.999)) * r_got[7]  # usable in both, off edges
     change, inliers, residual = fit_change(c_got[4:7], r_got[4:7], weights)
     return Measurement(change, sampling.inverse(), structure, float(np.mean(inside)), inliers, residual)
@@ -570,7 +570,9 @@ class Analysis:
         """Per frame, the change to a smoothed state of its segment: a Gaussian-weighted (``sigma``
         frames, weighted by confidence too) local *linear* fit over time of the neighbours' states,
         so changes faster than ~sigma frames are removed and linear ramps are kept exactly, also
-        at a segment's ends. 0 returns identities.
+        at a segment's ends; a slope the neighbours do not show beyond their scatter is shrunk
+        towards the local mean (``SLOPE_T``: random flicker that happens to trend over a short
+        window is flicker, not a ramp). 0 returns identities.
 
         Robust over time: after each fit, frames far off the smoothed curve (a single flash among
         steady frames) lose their weight (Tukey, scaled by the segment's median distance), so one
@@ -637,9 +639,30 @@ def _local_line(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.nda
         g = np.exp(-0.5 * (t / sigma) ** 2) * weights[lo:hi]
         s0, s1, s2 = float(np.sum(g)), float(np.sum(g * t)), float(np.sum(g * t * t))
         det = s0 * s2 - s1 * s1
-        w = g * (s2 - s1 * t) / det if det > 1e-9 * s0 * s0 else g / s0
-        out[i] = np.einsum("j,jk->k", w, values[lo:hi])
+        level = np.einsum("j,jk->k", g / s0, values[lo:hi])  # the local mean
+        if det <= 1e-9 * s0 * s0:
+            out[i] = level
+            continue
+        line = np.einsum("j,jk->k", g * (s2 - s1 * t) / det, values[lo:hi])
+        # a slope the neighbours do not show beyond their scatter is noise (flicker that happens
+        # to trend over a short window): the local mean then, with its smaller variance
+        centred = t - s1 / s0
+        spread = float(np.sum(g * centred * centred))
+        slope = np.einsum("j,jk->k", g * centred, values[lo:hi]) / spread
+        fitted = level[None, :] + slope[None, :] * centred[:, None]
+        scatter = np.sqrt(np.einsum("j,jk->k", g, (values[lo:hi] - fitted) ** 2) / s0 + 1e-12)
+        error = scatter * math.sqrt(float(np.sum(g * g * centred * centred))) / spread  # the slope's s.e.
+        t_value = slope / error
+        keep = t_value * t_value / (t_value * t_value + SLOPE_T * SLOPE_T)  # smooth: no jump between frames
+        out[i] = level + keep * (line - level)
     return out
+
+
+# The local line's slope is kept by t^2 / (t^2 + SLOPE_T^2) (t: the slope over its standard
+# error among the window's frames). Measured on held-out flicker (eval --temporal, 24 frames,
+# sigma 6, true states): 0 (always the line) 0.30 x doing nothing; 2: 0.26 x on random flicker and
+# 0.17 x (was 0.13) on breathing; ramps still kept exactly.
+SLOPE_T = 2.0
 
 
 def _is_cut(m: Measurement, settings: Settings) -> bool:
