@@ -77,9 +77,10 @@ def command(fmt, output, checkpoint, frame, follow_analysis, tile, range_policy,
                        f"{key}): the file applies that key's correction, as render does outside the keys' span",
                        err=True)
     elif frame is not None or follow_analysis:
-        raise SettingsError(None, f"--frame and --follow-analysis apply to a correction learned from keyframes; "
+        given = "--frame" if frame is not None else "--follow-analysis"
+        raise SettingsError(None, f"{given} applies to a correction learned from keyframes; "
                             f"{click.format_filename(path)} is the {loaded.info.preset} preset, which "
-                            "estimates each frame's correction itself", "drop --frame")
+                            "estimates each frame's correction itself", f"drop {given}")
     plan = None
     if follow_analysis:
         from ..temporal import follow, load_analysis
