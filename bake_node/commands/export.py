@@ -74,8 +74,9 @@ def command(fmt, output, checkpoint, frame, follow_analysis, tile, range_policy,
             end = "first" if frame < config.frames[0] else "last"
             key = config.frames[0] if end == "first" else config.frames[-1]
             click.echo(f"bake-seq: frame {frame} is {'before' if end == 'first' else 'after'} the {end} key (frame "
-                       f"{key}): the file applies that key's correction, as render does outside the keys' span",
-                       err=True)
+                       f"{key}): the file applies that key's correction"
+                       + (", after the frame's measured change to it," if follow_analysis else "")
+                       + " as render does outside the keys' span", err=True)
     elif frame is not None or follow_analysis:
         given = "--frame" if frame is not None else "--follow-analysis"
         raise SettingsError(None, f"{given} applies to a correction learned from keyframes; "
