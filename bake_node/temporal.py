@@ -757,6 +757,16 @@ def save_analysis(path: str, analysis: Analysis, about: dict | None = None, **ta
     write_file(path, analysis_json(analysis, about), **target)
 
 
+def store_analysis(folder: str, analysis: Analysis, about: dict) -> str:
+    """The record `submit` stores for farm chunks: ``folder``/temporal-<hash>.json (its content
+    fixes its name, so writing it again is harmless); returns the path."""
+    import os
+
+    path = os.path.join(folder, f"temporal-{analysis_sha256(analysis)}.json")
+    save_analysis(path, analysis, about, overwrite=True, fix="check the output folder is writable from here")
+    return path
+
+
 MAX_RECORD_BYTES = 64 << 20  # ~150,000 frames' records
 
 

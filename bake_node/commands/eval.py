@@ -162,14 +162,21 @@ def flicker_eval(data, checkpoint, out, seed, downscale, device, shot_frames, wi
                  f"of (result - clean frame); dE: CIEDE2000 to the clean frames.")
 
 
-def keyframe_eval(data, checkpoint, out, seed, downscale, frames, grain) -> None:
+def shot_eval(data, downscale, run) -> dict:
+    """The held-out images through a shot evaluation (``run(images, say)``), its progress on
+    stderr; the report, with the data folder named."""
     from bake_seq.train.data import load_folder
+
+    report = run(load_folder(data, downscale=downscale), lambda text: click.echo(text, err=True))
+    report["data"] = data
+    return report
+
+
+def keyframe_eval(data, checkpoint, out, seed, downscale, frames, grain) -> None:
     from bake_seq.train.keyframe_eval import keyframe_table, run_keyframe_eval
 
-    images = load_folder(data, downscale=downscale)
-    report = run_keyframe_eval(images, frames=frames, grain=grain, seed=2024 if seed is None else seed,
-                               blind_checkpoint=checkpoint, say=lambda text: click.echo(text, err=True))
-    report["data"] = data
+    report = shot_eval(data, downscale, lambda images, say: run_keyframe_eval(
+        images, frames=frames, grain=grain, seed=2024 if seed is None else seed, blind_checkpoint=checkpoint, say=say))
     write_report(out, "keyframes", report, keyframe_table(report),
                  f"Images: {', '.join(report['images'])}; one panning shot of {frames} frames per image and family "
                  f"({report['size'][1]}x{report['size'][0]}, grain sigma {grain}); key = the clean first frame, "
@@ -178,13 +185,11 @@ def keyframe_eval(data, checkpoint, out, seed, downscale, frames, grain) -> None
 
 
 def temporal_eval_command(data, checkpoint, out, seed, downscale, frames, grain, window) -> None:
-    from bake_seq.train.data import load_folder
     from bake_seq.train.temporal_eval import run_temporal_eval, temporal_table
 
-    images = load_folder(data, downscale=downscale)
-    report = run_temporal_eval(images, frames=frames, grain=grain, seed=2024 if seed is None else seed, window=window,
-                               blind_checkpoint=checkpoint, say=lambda text: click.echo(text, err=True))
-    report["data"] = data
+    report = shot_eval(data, downscale, lambda images, say: run_temporal_eval(
+        images, frames=frames, grain=grain, seed=2024 if seed is None else seed, window=window,
+        blind_checkpoint=checkpoint, say=say))
     write_report(out, "temporal", report, temporal_table(report),
                  f"Images: {', '.join(report['images'])}; one shot of {frames} frames per image and family "
                  f"({report['size'][1]}x{report['size'][0]}: a pan with a push-in and a moving object, grain sigma "

@@ -216,10 +216,7 @@ class Bake(Operator):
         from dataclasses import replace
 
         if self.is_shot:
-            path = os.path.join(folder, f"temporal-{temporal.analysis_sha256(self.analysis)}.json")
-            temporal.save_analysis(path, self.analysis, about, overwrite=True,
-                                   fix="check the output folder is writable from here")
-            return "follow_analysis", path
+            return "follow_analysis", temporal.store_analysis(folder, self.analysis, about)
 
         from ..shot_grade import save_grade
 
@@ -284,7 +281,7 @@ class Bake(Operator):
         distance, or with --follow each key's correction of the frame's pixels brought to that
         key frame's colour by the plate's measured change (identity changes: the blend itself,
         in the same arithmetic)."""
-        if self.follow is None and self.following and self.settings.get("follow_analysis") is None:
+        if self.follow is None and self.following:  # a given --follow-analysis was loaded by prepare
             raise SettingsError(None, "--follow auto needs the plate's colour change before the first frame",
                                 "the host must call analyse() first (or pass --follow off)")
         plan = self.follow.for_frame(frame, self.model.config.frames) if self.follow is not None else None

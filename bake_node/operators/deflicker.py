@@ -71,12 +71,7 @@ class Deflicker(Operator):
 
     def store_shot(self, folder: str, about: dict) -> tuple[str, str]:
         """What the analysis found, stored for farm chunks: (knob, path of the record)."""
-        import os
-
-        path = os.path.join(folder, f"temporal-{temporal.analysis_sha256(self.analysis)}.json")
-        temporal.save_analysis(path, self.analysis, about, overwrite=True, what="temporal analysis",
-                               fix="check the output folder is writable from here")
-        return "deflicker_analysis", path
+        return "deflicker_analysis", temporal.store_analysis(folder, self.analysis, about)
 
     def describe_shot(self, frames: list[int]) -> str:
         return f"measuring the plate's colour change over {len(frames)} frames"

@@ -119,7 +119,8 @@ def plan_job(ctx: click.Context, render: click.Command, sequence: str, opts: dic
         op = operator_for(opts)
         if op.needs_shot:
             knob, path = shot_correction(plan, op)
-            options += (Option(knob, "--" + knob.replace("_", "-"), path, True),)
+            flag = next(k.flag for k in op.all_knobs() if k.name == knob)
+            options += (Option(knob, flag, path, True),)
     plate = absolute(str(plan.pattern))
     return FarmJob(name or f"bake-seq {os.path.basename(plate)}", exe or default_exe(), plate,
                    absolute(str(plan.output)), plan.frames, chunk, options)
